@@ -1,0 +1,81 @@
+"""A 1-D convolutional keyword classifier: features are channels, convolution runs over time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from itertools import pairwise
+
+import torch
+from torch import nn
+
+
+class Conv1dCNN(nn.Module):
+    """Stacked Conv1d blocks over time, then global average pooling and a linear classifier.
+
+    Layout: a stem ``Conv1d(in_features, channels[0])`` with ``groups=1`` (``in_features`` is
+    ``n_mels``, which need not be divisible by ``groups``), then one block per following width
+    ``Conv1d(c_in, c_out, groups=groups) -> BatchNorm1d -> ReLU -> MaxPool1d(2)``, then mean over
+    time, dropout and ``Linear(channels[-1], num_classes)``. ``groups`` is what the groups sweep
+    varies: it divides the parameters and MACs of every block after the stem.
+
+    Args:
+        in_features: features per frame delivered by the frontend (set by the task).
+        num_classes: number of output classes (set by the task).
+        channels: output width of the stem and of each block.
+        kernel_size: temporal kernel size of every convolution (odd, so padding keeps length).
+        groups: ``groups`` of each block's convolution; must divide every width in ``channels``.
+        dropout: dropout probability before the classifier.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        channels: Sequence[int] = (64, 64, 128, 128),
+        kernel_size: int = 3,
+        groups: int = 1,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        channels = list(channels)
+        if not channels:
+            raise ValueError("model.channels must list at least one width")
+        if kernel_size % 2 == 0:
+            raise ValueError(f"model.kernel_size must be odd so padding keeps the length, got {kernel_size}")
+        if groups < 1:
+            raise ValueError(f"model.groups must be >= 1, got {groups}")
+        not_divisible = [c for c in channels if c % groups]
+        if not_divisible:
+            raise ValueError(
+                f"model.groups={groups} does not divide the channel widths {not_divisible} "
+                f"of model.channels={channels}: choose groups among the common divisors of the widths, "
+                "or widths that are multiples of groups"
+            )
+        padding = kernel_size // 2
+        layers: list[nn.Module] = [
+            nn.Conv1d(in_features, channels[0], kernel_size, padding=padding, bias=False),
+            nn.BatchNorm1d(channels[0]),
+            nn.ReLU(),
+        ]
+        for c_in, c_out in pairwise(channels):
+            layers += [
+                nn.Conv1d(c_in, c_out, kernel_size, padding=padding, groups=groups, bias=False),
+                nn.BatchNorm1d(c_out),
+                nn.ReLU(),
+                nn.MaxPool1d(2, ceil_mode=True),
+            ]
+        self.features = nn.Sequential(*layers)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(channels[-1], num_classes)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """Classify a batch of feature sequences.
+
+        Args:
+            features: ``(batch, in_features, frames)``.
+
+        Returns:
+            Logits ``(batch, num_classes)``.
+        """
+        hidden = self.features(features).mean(dim=-1)
+        return self.classifier(self.dropout(hidden))

@@ -1,0 +1,62 @@
+"""Evaluate a checkpoint of ``train.py`` on the test split, with the data config saved in it."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from src.callbacks.run_config import RUN_CONFIG_KEY
+from src.tasks.classification import ClassificationTask
+from src.training import build_loggers, command_line_overrides, corpus_note
+from src.utils.run_files import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+def load_run_config(ckpt_path: str | Path) -> DictConfig:
+    """The resolved config that ``train.py`` stored in a checkpoint."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={ckpt_path} is not a file: pass a checkpoint written by train.py, "
+            "e.g. logs/train/runs/<run>/checkpoints/last.ckpt"
+        )
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if RUN_CONFIG_KEY not in checkpoint:
+        raise ValueError(f"{ckpt_path} holds no run config: it was not written by this project's train.py")
+    return OmegaConf.create(checkpoint[RUN_CONFIG_KEY])
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Test ``cfg.ckpt_path``: data from the checkpoint's config merged with ``cfg.data``; writes
+    ``metrics.json`` in ``cfg.paths.output_dir`` and returns its content."""
+    run_config = load_run_config(cfg.ckpt_path)
+    data_config = OmegaConf.merge(run_config.data, cfg.data)
+    L.seed_everything(run_config.seed, workers=True)
+    datamodule = instantiate(data_config, _convert_="all")
+    model = ClassificationTask.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+    if list(model.class_names) != list(datamodule.class_names):
+        raise ValueError(
+            f"The checkpoint was trained on classes {model.class_names} but the data serves "
+            f"{datamodule.class_names}: evaluate it on data with the same label set"
+        )
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=build_loggers(cfg), callbacks=[])
+    test_metrics = trainer.test(model, datamodule=datamodule)[0]
+    summary = {
+        "status": "ok",
+        "task_name": cfg.task_name,
+        "checkpoint": str(cfg.ckpt_path),
+        "corpus": data_config.corpus,
+        "corpus_note": corpus_note(data_config.corpus),
+        "data_root": data_config.root,
+        "overrides": command_line_overrides(),
+        "metrics": {name: float(value) for name, value in test_metrics.items()},
+    }
+    write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", summary)
+    return summary

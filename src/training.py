@@ -1,0 +1,142 @@
+"""Fit a model from a composed config, test its best checkpoint, write the run's ``metrics.json``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from src.callbacks import EpochTrainingTimer, RunConfigInCheckpoint
+from src.tasks.classification import ClassificationTask
+from src.utils.run_files import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+GENERATED_CORPUS_NOTE = "generated corpus: synthetic espeak-ng speech, not real recordings"
+
+
+def corpus_note(corpus: str) -> str:
+    """How results on ``corpus`` must be labelled wherever they are shown."""
+    return GENERATED_CORPUS_NOTE if corpus == "generated" else f"{corpus} corpus"
+
+
+def command_line_overrides() -> list[str]:
+    """The overrides this Hydra job was started with (empty outside a Hydra app)."""
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def build_loggers(cfg: DictConfig) -> list[Logger]:
+    """One logger per entry of ``cfg.logger`` (TensorBoard by default)."""
+    return [instantiate(entry) for entry in (cfg.get("logger") or {}).values()]
+
+
+def build_model(run_config: Mapping[str, Any], class_names: list[str]) -> ClassificationTask:
+    """The task for a resolved run config: ``frontend`` and ``model`` (the backbone) groups."""
+    return ClassificationTask(
+        frontend=run_config["frontend"],
+        backbone=run_config["model"],
+        class_names=class_names,
+        optimizer=run_config["optimizer"],
+        scheduler=run_config.get("scheduler"),
+    )
+
+
+def flat_hyperparameters(run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """Scalar view of the parts of the config that define an experiment, for TensorBoard's
+    HParams tab: ``{"frontend.n_mels": 40, "model.groups": 1, ...}``."""
+    flat: dict[str, Any] = {"seed": run_config["seed"]}
+
+    def visit(prefix: str, node: Any) -> None:
+        if isinstance(node, Mapping):
+            for key, value in node.items():
+                visit(f"{prefix}.{key}", value)
+        elif isinstance(node, bool | int | float | str):
+            flat[prefix] = node
+        else:
+            flat[prefix] = str(node)
+
+    for group in ("data", "frontend", "model", "optimizer", "scheduler"):
+        if run_config.get(group) is not None:
+            visit(group, run_config[group])
+    return flat
+
+
+def train(cfg: DictConfig) -> dict[str, Any]:
+    """Fit, then test the best checkpoint (the last weights when none was saved, as with
+    ``fast_dev_run``). Writes ``metrics.json`` in ``cfg.paths.output_dir``, also when a step fails
+    (``status: failed`` and the error), and returns its content."""
+    summary: dict[str, Any] = {
+        "status": "failed",
+        "task_name": cfg.task_name,
+        "corpus": cfg.data.corpus,
+        "corpus_note": corpus_note(cfg.data.corpus),
+        "seed": cfg.seed,
+        "overrides": command_line_overrides(),
+    }
+    metrics_path = Path(cfg.paths.output_dir) / "metrics.json"
+    try:
+        summary.update(_fit_and_test(cfg))
+        summary["status"] = "ok"
+    except BaseException as error:
+        summary["error"] = f"{type(error).__name__}: {error}"
+        write_json_atomic(metrics_path, summary)
+        raise
+    write_json_atomic(metrics_path, summary)
+    return summary
+
+
+def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
+    L.seed_everything(cfg.seed, workers=True)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    datamodule = instantiate(cfg.data, _convert_="all")
+    model = build_model(run_config, datamodule.class_names)
+    callbacks = [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
+    callbacks.append(RunConfigInCheckpoint(run_config))
+    loggers = build_loggers(cfg)
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+
+    complexity = model.complexity(datamodule.clip_samples)
+    for logger in loggers:
+        logger.log_metrics(complexity, step=0)
+    log.info("Complexity: %s", complexity)
+
+    trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    fit_metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+
+    checkpoint = trainer.checkpoint_callback
+    # Read before testing: restoring the best checkpoint also restores this callback's older state.
+    best_path = checkpoint.best_model_path if checkpoint is not None else ""
+    last_path = checkpoint.last_model_path if checkpoint is not None else ""
+    best_score = checkpoint.best_model_score if checkpoint is not None else None
+    if not best_path:
+        log.warning("No checkpoint was saved (fast_dev_run?): testing the final weights")
+    test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0]
+
+    metrics = {**fit_metrics, **{name: float(value) for name, value in test_metrics.items()}}
+    metrics["val/acc_best"] = (
+        float(best_score) if best_score is not None else metrics.get("val/acc", float("nan"))
+    )
+    hparam_metrics = {
+        "hparams/test_acc": metrics["test/acc"],
+        "hparams/val_acc_best": metrics["val/acc_best"],
+    }
+    for logger in loggers:
+        logger.log_hyperparams(flat_hyperparameters(run_config), metrics=hparam_metrics)
+
+    timers = [callback for callback in callbacks if isinstance(callback, EpochTrainingTimer)]
+    return {
+        "metrics": metrics,
+        "complexity": complexity,
+        "epoch_times_s": timers[0].epoch_times if timers else [],
+        "epochs_completed": trainer.current_epoch,
+        "best_checkpoint": best_path or None,
+        "last_checkpoint": last_path or None,
+        "output_dir": str(cfg.paths.output_dir),
+    }

@@ -1,0 +1,20 @@
+"""Evaluate a checkpoint on the test split: ``python test.py ckpt_path=<run>/checkpoints/last.ckpt``."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from src.evaluation import evaluate
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="test")
+def main(cfg: DictConfig) -> float:
+    """Test the checkpoint, print and return its test accuracy."""
+    summary = evaluate(cfg)
+    print(f"test/acc = {summary['metrics']['test/acc']:.4f}  ({summary['corpus_note']}; {cfg.ckpt_path})")
+    return summary["metrics"]["test/acc"]
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+"""Every config in every group composes and instantiates; impossible configs fail early."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from omegaconf import DictConfig, OmegaConf
+
+from src.training import build_model
+from tests.conftest import CONFIG_DIR
+
+
+def choices(group: str) -> list[str]:
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+
+
+def test_every_group_has_choices() -> None:
+    for group in (
+        "data",
+        "frontend",
+        "model",
+        "trainer",
+        "logger",
+        "callbacks",
+        "paths",
+        "hydra",
+        "experiment",
+    ):
+        assert choices(group), f"conf/{group}/ holds no config"
+
+
+@pytest.mark.parametrize("choice", choices("data"))
+def test_data_configs_instantiate(make_config: Callable[..., DictConfig], choice: str) -> None:
+    datamodule = instantiate(make_config(f"data={choice}").data)
+    assert isinstance(datamodule, L.LightningDataModule)
+    assert datamodule.num_classes == len(datamodule.class_names) >= 2
+
+
+@pytest.mark.parametrize("frontend", choices("frontend"))
+@pytest.mark.parametrize("model", choices("model"))
+def test_frontend_and_model_configs_build_a_working_task(
+    make_config: Callable[..., DictConfig], frontend: str, model: str
+) -> None:
+    cfg = make_config(f"frontend={frontend}", f"model={model}")
+    task = build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"])
+    assert task(torch.randn(3, 16000)).shape == (3, 2)
+
+
+@pytest.mark.parametrize("trainer", choices("trainer"))
+def test_trainer_configs_instantiate(make_config: Callable[..., DictConfig], trainer: str) -> None:
+    if trainer == "gpu" and not torch.cuda.is_available():
+        pytest.skip("trainer=gpu needs a GPU")
+    assert isinstance(instantiate(make_config(trainer=trainer).trainer), L.Trainer)
+
+
+@pytest.mark.parametrize("logger", choices("logger"))
+def test_logger_configs_instantiate(make_config: Callable[..., DictConfig], logger: str) -> None:
+    loggers = [instantiate(entry) for entry in make_config(f"logger={logger}").logger.values()]
+    assert loggers
+    assert all(isinstance(lg, Logger) for lg in loggers)
+
+
+@pytest.mark.parametrize("callbacks", choices("callbacks"))
+def test_callback_configs_instantiate(make_config: Callable[..., DictConfig], callbacks: str) -> None:
+    built = [instantiate(entry) for entry in make_config(f"callbacks={callbacks}").callbacks.values()]
+    assert built
+    assert all(isinstance(callback, L.Callback) for callback in built)
+
+
+@pytest.mark.parametrize("experiment", choices("experiment"))
+def test_experiment_configs_compose(make_config: Callable[..., DictConfig], experiment: str) -> None:
+    cfg = make_config(f"experiment={experiment}")
+    OmegaConf.to_container(cfg, resolve=True)
+    assert cfg.data._target_ and cfg.frontend._target_ and cfg.model._target_
+
+
+def test_paths_follow_the_run_folder(make_config: Callable[..., DictConfig], tmp_path: Path) -> None:
+    cfg = make_config(run="some_run")
+    assert cfg.trainer.default_root_dir == str(tmp_path / "some_run")
+    assert cfg.callbacks.model_checkpoint.dirpath == str(tmp_path / "some_run" / "checkpoints")
+
+
+def test_test_config_requires_a_checkpoint(make_config: Callable[..., DictConfig]) -> None:
+    cfg = make_config(config_name="test")
+    assert OmegaConf.is_missing(cfg, "ckpt_path")
+
+
+def test_groups_not_dividing_channels_fail_at_instantiation(make_config: Callable[..., DictConfig]) -> None:
+    cfg = make_config("model.groups=3")
+    with pytest.raises(InstantiationException, match=r"model\.groups=3 does not divide"):
+        build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"])
+
+
+def test_too_many_mels_fail_at_instantiation(make_config: Callable[..., DictConfig]) -> None:
+    cfg = make_config("frontend.n_mels=400", "frontend.n_fft=256")
+    with pytest.raises(InstantiationException, match=r"n_mels"):
+        build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"])

@@ -1,0 +1,161 @@
+"""End to end: train, test the checkpoint with test.py, resume, reproduce, sweep, what is logged."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from src.training import train
+from tests.conftest import REPO_ROOT, TINY_CORPUS_SPEAKERS
+
+# A real but short fit: one epoch of a few batches, so checkpoints are written.
+SHORT_FIT = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=4",
+    "+trainer.limit_val_batches=2",
+    "+trainer.limit_test_batches=2",
+    "trainer.log_every_n_steps=1",
+]
+
+
+def read_metrics(run_dir: Path) -> dict:
+    return json.loads((run_dir / "metrics.json").read_text())
+
+
+def run_script(script: str, *overrides: str) -> subprocess.CompletedProcess:
+    result = subprocess.run(
+        [sys.executable, script, *overrides],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return result
+
+
+def test_fast_dev_run_trains_tests_and_writes_metrics(
+    make_config: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    summary = train(make_config())
+    assert summary["status"] == "ok"
+    assert read_metrics(tmp_path / "run") == json.loads(json.dumps(summary, default=str))
+    metrics = summary["metrics"]
+    assert 0.0 <= metrics["test/acc"] <= 1.0
+    assert metrics["test/loss"] > 0
+    assert summary["corpus"] == "generated"
+    assert "synthetic" in summary["corpus_note"]
+    complexity = summary["complexity"]
+    assert complexity["complexity/frontend_params"] == 0
+    assert complexity["complexity/frontend_macs"] > 0
+    assert complexity["complexity/backbone_params"] > 0
+    assert complexity["complexity/total_macs"] == (
+        complexity["complexity/frontend_macs"] + complexity["complexity/backbone_macs"]
+    )
+
+
+def test_a_failing_run_still_writes_metrics_json(
+    make_config: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    with pytest.raises(Exception, match="groups"):
+        train(make_config("model.groups=5"))
+    summary = read_metrics(tmp_path / "run")
+    assert summary["status"] == "failed"
+    assert "model.groups=5" in summary["error"]
+
+
+def test_tensorboard_gets_scalars_complexity_and_spectrogram(
+    make_config: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    train(make_config(*SHORT_FIT, trainer="cpu"))
+    (event_dir,) = {path.parent for path in (tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*")}
+    events = EventAccumulator(str(event_dir), size_guidance={"images": 0}).Reload()
+    scalars = set(events.Tags()["scalars"])
+    for tag in (
+        "train/loss_step",
+        "train/loss_epoch",
+        "val/acc",
+        "val/loss",
+        "train/epoch_time_s",
+        "test/acc",
+        "complexity/frontend_macs",
+        "complexity/backbone_macs",
+        "complexity/frontend_params",
+        "complexity/backbone_params",
+    ):
+        assert tag in scalars, f"{tag} not logged; got {sorted(scalars)}"
+    assert events.Scalars("train/epoch_time_s")[0].value > 0
+    assert "features/validation" in events.Tags()["images"]
+
+
+def test_same_seed_gives_same_metrics_and_another_seed_does_not(
+    make_config: Callable[..., DictConfig],
+) -> None:
+    first = train(make_config(*SHORT_FIT, "seed=7", run="a", trainer="cpu"))["metrics"]
+    second = train(make_config(*SHORT_FIT, "seed=7", run="b", trainer="cpu"))["metrics"]
+    other = train(make_config(*SHORT_FIT, "seed=8", run="c", trainer="cpu"))["metrics"]
+    for name in ("train/loss_epoch", "val/loss", "test/loss", "test/acc"):
+        assert first[name] == second[name], name
+    assert first["train/loss_epoch"] != other["train/loss_epoch"]
+
+
+def test_resume_continues_from_last_checkpoint(
+    make_config: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    first = train(make_config(*SHORT_FIT, run="first", trainer="cpu"))
+    last = Path(first["last_checkpoint"])
+    assert last.name == "last.ckpt" and last.is_file()
+    resumed = train(
+        make_config(*SHORT_FIT[1:], "trainer.max_epochs=2", f"ckpt_path={last}", run="resumed", trainer="cpu")
+    )
+    assert first["epochs_completed"] == 1
+    assert resumed["epochs_completed"] == 2
+    assert len(resumed["epoch_times_s"]) == 1, "the resumed run must train only the missing epoch"
+
+
+def test_test_py_evaluates_a_checkpoint_with_its_saved_config(
+    make_config: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    fitted = train(make_config(*SHORT_FIT, trainer="cpu"))
+    best = fitted["best_checkpoint"]
+    run_script(
+        "test.py",
+        f"ckpt_path={best}",
+        "trainer=cpu",
+        "+trainer.limit_test_batches=2",
+        f"hydra.run.dir={tmp_path / 'evaluation'}",
+    )
+    evaluated = read_metrics(tmp_path / "evaluation")
+    assert evaluated["metrics"]["test/acc"] == fitted["metrics"]["test/acc"]
+    assert evaluated["metrics"]["test/loss"] == pytest.approx(fitted["metrics"]["test/loss"], rel=1e-6)
+    assert evaluated["corpus"] == "generated"
+
+
+def test_train_py_runs_a_multirun_grid_from_the_command_line(tiny_corpus_root: Path, tmp_path: Path) -> None:
+    result = run_script(
+        "train.py",
+        "-m",
+        "frontend.n_mels=20,40",
+        "model.groups=1,2",
+        "trainer=fast_dev_run",
+        f"data.root={tiny_corpus_root}",
+        f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}",
+        f"paths.log_dir={tmp_path}",
+    )
+    runs = sorted((tmp_path / "train" / "multiruns").glob("*/*/metrics.json"))
+    assert len(runs) == 4, result.stdout[-2000:]
+    seen = set()
+    for path in runs:
+        summary = json.loads(path.read_text())
+        assert summary["status"] == "ok"
+        seen.add(tuple(sorted(o for o in summary["overrides"] if o.startswith(("frontend", "model")))))
+    assert seen == {(f"frontend.n_mels={n}", f"model.groups={g}") for n in (20, 40) for g in (1, 2)}
