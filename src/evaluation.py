@@ -7,30 +7,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.callbacks.run_config import RUN_CONFIG_KEY
+from src.callbacks.run_config import load_run_config
 from src.tasks.classification import ClassificationTask
 from src.training import build_loggers, command_line_overrides, corpus_note
 from src.utils.run_files import write_json_atomic
 
 log = logging.getLogger(__name__)
-
-
-def load_run_config(ckpt_path: str | Path) -> DictConfig:
-    """The resolved config that ``train.py`` stored in a checkpoint."""
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(
-            f"ckpt_path={ckpt_path} is not a file: pass a checkpoint written by train.py, "
-            "e.g. logs/train/runs/<run>/checkpoints/last.ckpt"
-        )
-    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-    if RUN_CONFIG_KEY not in checkpoint:
-        raise ValueError(f"{ckpt_path} holds no run config: it was not written by this project's train.py")
-    return OmegaConf.create(checkpoint[RUN_CONFIG_KEY])
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks import EpochTrainingTimer, RunConfigInCheckpoint
+from src.callbacks.run_config import load_run_config
 from src.tasks.classification import ClassificationTask
 from src.utils.run_files import write_json_atomic
 
@@ -92,9 +93,30 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
+def check_resumable(ckpt_path: str, run_config: Mapping[str, Any]) -> None:
+    """Refuse to resume from a checkpoint whose model or label set differs from this config's."""
+    saved = flat_hyperparameters(OmegaConf.to_container(load_run_config(ckpt_path), resolve=True))
+    wanted = flat_hyperparameters(run_config)
+    defining = [
+        key for key in wanted.keys() | saved.keys() if key.startswith(("frontend.", "model.", "data.words"))
+    ]
+    differing = sorted(
+        f"{key}={saved.get(key)} (asked for {wanted.get(key)})"
+        for key in defining
+        if saved.get(key) != wanted.get(key)
+    )
+    if differing:
+        raise ValueError(
+            f"ckpt_path={ckpt_path} was trained with {', '.join(differing)}: resume with the overrides of "
+            "that run (listed in its .hydra/overrides.yaml)"
+        )
+
+
 def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     run_config = OmegaConf.to_container(cfg, resolve=True)
+    if cfg.get("ckpt_path"):
+        check_resumable(cfg.ckpt_path, run_config)
     datamodule = instantiate(cfg.data, _convert_="all")
     model = build_model(run_config, datamodule.class_names)
     callbacks = [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]

@@ -120,6 +120,8 @@ def test_resume_continues_from_last_checkpoint(
     assert first["epochs_completed"] == 1
     assert resumed["epochs_completed"] == 2
     assert len(resumed["epoch_times_s"]) == 1, "the resumed run must train only the missing epoch"
+    with pytest.raises(ValueError, match=r"frontend\.n_mels=40 \(asked for 20\)"):
+        train(make_config(f"ckpt_path={last}", "frontend.n_mels=20", run="mismatch"))
 
 
 def test_test_py_evaluates_a_checkpoint_with_its_saved_config(

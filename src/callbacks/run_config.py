@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
 
 RUN_CONFIG_KEY = "run_config"
 
@@ -20,3 +23,17 @@ class RunConfigInCheckpoint(L.Callback):
         self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]
     ) -> None:
         checkpoint[RUN_CONFIG_KEY] = self.run_config
+
+
+def load_run_config(ckpt_path: str | Path) -> DictConfig:
+    """The resolved config that :class:`RunConfigInCheckpoint` stored in a checkpoint."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(
+            f"ckpt_path={ckpt_path} is not a file: pass a checkpoint written by train.py, "
+            "e.g. logs/train/runs/<run>/checkpoints/last.ckpt"
+        )
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    if RUN_CONFIG_KEY not in checkpoint:
+        raise ValueError(f"{ckpt_path} holds no run config: it was not written by this project's train.py")
+    return OmegaConf.create(checkpoint[RUN_CONFIG_KEY])

@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from torchaudio.datasets import SPEECHCOMMANDS
 
 from src.data.audio import AudioFixReport, fit_length, read_clip
+from src.data.speech_commands_corpus import ensure_generated_corpus
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +187,6 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         """Generate (``corpus="generated"``) or download (``download=True``) the corpus if missing, then
         check its layout. Lightning runs this once per node before ``setup``."""
         if self.corpus == "generated":
-            from src.data.speech_commands_corpus import ensure_generated_corpus
-
             made = Path(ensure_generated_corpus(self.root, **self.generator_kwargs))
             if made.resolve() != self.corpus_dir.resolve():
                 raise ValueError(

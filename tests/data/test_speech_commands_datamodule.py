@@ -5,9 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import pickle
-import sys
 import tarfile
-import types
 from pathlib import Path
 
 import numpy as np
@@ -263,9 +261,7 @@ def test_generated_corpus_calls_generator_with_kwargs(
             make_fake_corpus(corpus_dir, words=("yes", "no"))
         return corpus_dir
 
-    fake_module = types.ModuleType("src.data.speech_commands_corpus")
-    fake_module.ensure_generated_corpus = fake_ensure_generated_corpus  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "src.data.speech_commands_corpus", fake_module)
+    monkeypatch.setattr(speech_commands, "ensure_generated_corpus", fake_ensure_generated_corpus)
     root = tmp_path / "generated"
     dm = make_dm(root, corpus="generated", generator={"num_speakers": 4, "seed": 3})
 

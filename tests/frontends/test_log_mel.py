@@ -188,3 +188,14 @@ def test_too_many_mels_for_the_fft_size_is_a_config_error() -> None:
     with pytest.raises(ValueError, match=r"n_mels=128 is too large for n_fft=400 .* 4 mel filters"):
         LogMelFilterBanks(n_mels=128)
     assert LogMelFilterBanks(n_mels=128, n_fft=1024).out_features == 128
+
+
+def test_matches_torchaudio_on_generated_corpus_clips(tiny_corpus_root: Path) -> None:
+    clips = sorted((tiny_corpus_root / "SpeechCommands" / "speech_commands_v0.02").glob("[a-z]*/*.wav"))
+    assert len(clips) > 100
+    frontend = LogMelFilterBanks()
+    reference = torchaudio.transforms.MelSpectrogram(hop_length=160, n_mels=80)
+    for clip in clips[::5]:
+        samples, _ = sf.read(clip, dtype="float32")
+        signal = torch.from_numpy(samples).unsqueeze(0)
+        assert torch.allclose(torch.log(reference(signal) + 1e-6), frontend(signal)), clip.name
