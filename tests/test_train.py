@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from src.training import train
 from tests.conftest import REPO_ROOT, TINY_CORPUS_SPEAKERS
@@ -95,6 +96,14 @@ def test_tensorboard_gets_scalars_complexity_and_spectrogram(
         assert tag in scalars, f"{tag} not logged; got {sorted(scalars)}"
     assert events.Scalars("train/epoch_time_s")[0].value > 0
     assert "features/validation" in events.Tags()["images"]
+    hparams_tags = {
+        value.tag
+        for path in event_dir.glob("events.out.tfevents.*")
+        for event in EventFileLoader(str(path)).Load()
+        for value in event.summary.value
+        if value.metadata.plugin_data.plugin_name == "hparams"
+    }
+    assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= hparams_tags
 
 
 def test_same_seed_gives_same_metrics_and_another_seed_does_not(
