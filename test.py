@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
 
 from src.evaluation import evaluate
+
+# conf/paths/default.yaml places data/ and logs/ under PROJECT_ROOT: this repository by default.
+os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="test")

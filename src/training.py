@@ -80,6 +80,7 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "corpus_note": corpus_note(cfg.data.corpus),
         "seed": cfg.seed,
         "overrides": command_line_overrides(),
+        "fast_dev_run": bool(cfg.trainer.get("fast_dev_run", False)),
     }
     metrics_path = Path(cfg.paths.output_dir) / "metrics.json"
     try:

@@ -31,13 +31,19 @@ def read_metrics(run_dir: Path) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def run_script(script: str, *overrides: str) -> subprocess.CompletedProcess:
+def run_script(script: str, *overrides: str, project_root: Path | None = None) -> subprocess.CompletedProcess:
+    """Run ``script`` of the repository as a user would; ``project_root`` replaces the repository as
+    the folder that holds data/ and logs/."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("PROJECT_ROOT", None)
+    if project_root is not None:
+        env["PROJECT_ROOT"] = str(project_root)
     result = subprocess.run(
         [sys.executable, script, *overrides],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        env=env,
         timeout=600,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -49,6 +55,7 @@ def test_fast_dev_run_trains_tests_and_writes_metrics(
 ) -> None:
     summary = train(make_config())
     assert summary["status"] == "ok"
+    assert summary["fast_dev_run"] is True
     assert read_metrics(tmp_path / "run") == json.loads(json.dumps(summary, default=str))
     metrics = summary["metrics"]
     assert 0.0 <= metrics["test/acc"] <= 1.0
@@ -160,9 +167,9 @@ def test_train_py_runs_a_multirun_grid_from_the_command_line(tiny_corpus_root: P
         "trainer=fast_dev_run",
         f"data.root={tiny_corpus_root}",
         f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}",
-        f"paths.log_dir={tmp_path}",
+        project_root=tmp_path,
     )
-    runs = sorted((tmp_path / "train" / "multiruns").glob("*/*/metrics.json"))
+    runs = sorted((tmp_path / "logs" / "train" / "multiruns").glob("*/*/metrics.json"))
     assert len(runs) == 4, result.stdout[-2000:]
     seen = set()
     for path in runs:
