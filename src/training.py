@@ -10,7 +10,7 @@ from typing import Any
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
-from lightning.pytorch.loggers import Logger
+from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks import EpochTrainingTimer, RunConfigInCheckpoint
@@ -133,11 +133,13 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
 
-    checkpoint = trainer.checkpoint_callback
-    # Read before testing: restoring the best checkpoint also restores this callback's older state.
-    best_path = checkpoint.best_model_path if checkpoint is not None else ""
-    last_path = checkpoint.last_model_path if checkpoint is not None else ""
-    best_score = checkpoint.best_model_score if checkpoint is not None else None
+    # The monitored checkpoint is the best; an unmonitored one keeps the latest epoch (last.ckpt).
+    # Read before testing: restoring the best checkpoint also restores the callbacks' older state.
+    best = next((c for c in trainer.checkpoint_callbacks if c.monitor is not None), None)
+    latest = next((c for c in trainer.checkpoint_callbacks if c.monitor is None), None)
+    best_path = best.best_model_path if best is not None else ""
+    best_score = best.best_model_score if best is not None else None
+    last_path = latest.best_model_path if latest is not None else ""
     if not best_path:
         log.warning("No checkpoint was saved (fast_dev_run?): testing the final weights")
     test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0]
@@ -151,7 +153,10 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
         "hparams/val_acc_best": metrics["val/acc_best"],
     }
     for logger in loggers:
-        logger.log_hyperparams(flat_hyperparameters(run_config), metrics=hparam_metrics)
+        if isinstance(logger, TensorBoardLogger):  # its HParams tab shows metrics beside the config
+            logger.log_hyperparams(flat_hyperparameters(run_config), metrics=hparam_metrics)
+        else:
+            logger.log_hyperparams(flat_hyperparameters(run_config))
 
     timers = [callback for callback in callbacks if isinstance(callback, EpochTrainingTimer)]
     return {

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
@@ -71,6 +72,16 @@ def test_fast_dev_run_trains_tests_and_writes_metrics(
     )
 
 
+@pytest.mark.parametrize("logger", ["csv", "tensorboard_csv"])
+def test_training_with_each_logger(
+    make_config: Callable[..., DictConfig], tmp_path: Path, logger: str
+) -> None:
+    assert train(make_config(*SHORT_FIT, f"logger={logger}", trainer="cpu"))["status"] == "ok"
+    rows = (tmp_path / "run" / "csv" / "metrics.csv").read_text().splitlines()
+    assert "test/acc" in rows[0] and len(rows) > 2
+    assert (tmp_path / "run" / "csv" / "hparams.yaml").read_text().count("frontend.n_mels") == 1
+
+
 def test_a_failing_run_still_writes_metrics_json(
     make_config: Callable[..., DictConfig], tmp_path: Path
 ) -> None:
@@ -122,6 +133,16 @@ def test_same_seed_gives_same_metrics_and_another_seed_does_not(
     for name in ("train/loss_epoch", "val/loss", "test/loss", "test/acc"):
         assert first[name] == second[name], name
     assert first["train/loss_epoch"] != other["train/loss_epoch"]
+
+
+def test_last_checkpoint_follows_the_latest_epoch_not_the_best(
+    make_config: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    # lr=0: validation accuracy never improves after the first epoch, so the best stays epoch 0.
+    summary = train(make_config(*SHORT_FIT[1:], "trainer.max_epochs=3", "optimizer.lr=0", trainer="cpu"))
+    assert Path(summary["best_checkpoint"]).name == "epoch_000.ckpt"
+    assert Path(summary["last_checkpoint"]).name == "last.ckpt"
+    assert torch.load(summary["last_checkpoint"], map_location="cpu", weights_only=True)["epoch"] == 2
 
 
 def test_resume_continues_from_last_checkpoint(
