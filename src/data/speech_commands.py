@@ -196,7 +196,14 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         elif self.download and not self.corpus_dir.is_dir():
             log.info("Downloading %s into %s", self.version, self.root)
             self.root.mkdir(parents=True, exist_ok=True)
-            SPEECHCOMMANDS(self.root, url=self.version, download=True)
+            try:
+                SPEECHCOMMANDS(self.root, url=self.version, download=True)
+            except OSError as error:  # URLError, DNS and socket errors, a full disk
+                raise RuntimeError(
+                    f"Downloading {self.version} into {self.root} failed ({error}). Check the network, or "
+                    f"download and extract {self.version}.tar.gz into {self.corpus_dir} yourself, or use "
+                    "data.corpus=generated for the offline corpus."
+                ) from error
         self._check_corpus()
 
     def setup(self, stage: str | None = None) -> None:

@@ -6,6 +6,7 @@ import logging
 import os
 import pickle
 import tarfile
+import urllib.error
 from pathlib import Path
 
 import numpy as np
@@ -297,6 +298,17 @@ def test_download_runs_torchaudio_download_in_prepare_data(
 
     assert downloads == ["http://download.tensorflow.org/data/speech_commands_v0.02.tar.gz"]
     assert len(dm.files("val")) == len(dm.files("test")) == 4
+
+
+def test_failed_download_says_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def offline_download(url: str, archive: str, hash_prefix: str | None = None) -> None:
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setattr("torchaudio.datasets.speechcommands.download_url_to_file", offline_download)
+    with pytest.raises(
+        RuntimeError, match=r"Downloading speech_commands_v0\.02 .* failed .*data\.corpus=generated"
+    ):
+        make_dm(tmp_path / "offline", download=True).prepare_data()
 
 
 def test_invalid_config_values_fail_at_construction(tmp_path: Path) -> None:
