@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,6 @@ from src.callbacks.run_config import load_run_config
 from src.tasks.classification import ClassificationTask
 from src.training import build_loggers, command_line_overrides, corpus_note
 from src.utils.run_files import write_json_atomic
-
-log = logging.getLogger(__name__)
 
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
