@@ -16,17 +16,15 @@ from src.data.speech_commands_corpus import ensure_generated_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "conf"
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
-REAL_SAMPLE = SHARED_DATA / "speech_commands_v0.01_sample"
+REAL_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "speech_commands_v0.01_sample"
 # Small enough to generate in seconds, large enough that every split holds yes and no clips.
 TINY_CORPUS_SPEAKERS = 24
 
 
-def requires_real_sample() -> pytest.MarkDecorator:
-    """Skip unless the real Speech Commands sample sits in ../shared/data beside the repository."""
-    return pytest.mark.skipif(
-        not REAL_SAMPLE.is_dir(), reason=f"real Speech Commands sample absent: {REAL_SAMPLE}"
-    )
+# Skips a test unless the real Speech Commands sample sits in ../shared/data beside the repository.
+requires_real_sample = pytest.mark.skipif(
+    not REAL_SAMPLE.is_dir(), reason=f"the real Speech Commands sample is not at {REAL_SAMPLE}"
+)
 
 
 @pytest.fixture(scope="session")

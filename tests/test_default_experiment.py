@@ -31,7 +31,7 @@ def test_default_experiment_reaches_95_percent(default_run: dict) -> None:
 
 
 @pytest.mark.slow
-@requires_real_sample()
+@requires_real_sample
 def test_model_trained_on_generated_speech_recognises_real_yes_no(default_run: dict) -> None:
     model = ClassificationTask.load_from_checkpoint(default_run["best_checkpoint"], map_location="cpu").eval()
     clips, labels = [], []

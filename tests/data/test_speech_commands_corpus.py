@@ -17,11 +17,8 @@ from torchaudio.datasets import SPEECHCOMMANDS
 
 from src.data import speech_commands_corpus as corpus
 from src.data.speech_commands_corpus import WORDS, ensure_generated_corpus, which_set
+from tests.conftest import REAL_SAMPLE, requires_real_sample
 
-REAL_SAMPLE = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "speech_commands_v0.01_sample"
-requires_real_sample = pytest.mark.skipif(
-    not REAL_SAMPLE.is_dir(), reason=f"the real Speech Commands sample is not at {REAL_SAMPLE}"
-)
 CLIP_NAME = re.compile(rf"^({'|'.join(WORDS)})/[0-9a-f]{{8}}_nohash_\d+\.wav$")
 SMALL = 6  # speakers in the corpora generated here to compare runs
 

@@ -19,6 +19,7 @@ from torch.utils.data import RandomSampler, SequentialSampler
 import src.data.speech_commands as speech_commands
 from src.data.audio import AudioDecodeError, fit_length, read_clip
 from src.data.speech_commands import SpeechCommandsDataModule
+from tests.conftest import REAL_SAMPLE, requires_real_sample
 
 SAMPLE_RATE = 16000
 CLIP_SECONDS = 0.25
@@ -27,7 +28,6 @@ WORD_FREQS = {"yes": 300.0, "no": 500.0, "up": 700.0}
 SPEAKERS = ("0a1b2c3d", "1b2c3d4e", "2c3d4e5f", "3d4e5f60")  # speaker 2 -> validation, speaker 3 -> testing
 UTTERANCES = 2
 V2 = "speech_commands_v0.02"
-SAMPLE_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "speech_commands_v0.01_sample"
 
 
 def _clip(word: str, utterance: int, num_samples: int = 3200) -> np.ndarray:
@@ -400,10 +400,10 @@ def test_empty_clip_names_it(corpus: Path) -> None:
         make_dm(root_of(corpus)).setup("validate")
 
 
-@pytest.mark.skipif(not SAMPLE_DIR.is_dir(), reason=f"real Speech Commands sample not found at {SAMPLE_DIR}")
+@requires_real_sample
 def test_real_speech_commands_v001_sample(tmp_path: Path) -> None:
     (tmp_path / "SpeechCommands").mkdir()
-    (tmp_path / "SpeechCommands" / "speech_commands_v0.01").symlink_to(SAMPLE_DIR, target_is_directory=True)
+    (tmp_path / "SpeechCommands" / "speech_commands_v0.01").symlink_to(REAL_SAMPLE, target_is_directory=True)
     dm = SpeechCommandsDataModule(str(tmp_path), corpus="speechcommands", version="speech_commands_v0.01")
     dm.prepare_data()
     dm.setup()
@@ -411,11 +411,11 @@ def test_real_speech_commands_v001_sample(tmp_path: Path) -> None:
     for split, list_name in (("val", "validation_list.txt"), ("test", "testing_list.txt")):
         listed = [
             line.strip()
-            for line in (SAMPLE_DIR / list_name).read_text().splitlines()
+            for line in (REAL_SAMPLE / list_name).read_text().splitlines()
             if line.startswith(("yes/", "no/"))
         ]
         assert dm.files(split) == sorted(listed)
-    on_disk = {f"{word}/{p.name}" for word in ("yes", "no") for p in (SAMPLE_DIR / word).glob("*.wav")}
+    on_disk = {f"{word}/{p.name}" for word in ("yes", "no") for p in (REAL_SAMPLE / word).glob("*.wav")}
     assert set(dm.files("train")) == on_disk - set(dm.files("val")) - set(dm.files("test"))
     waves, labels = next(iter(dm.test_dataloader()))
     assert waves.shape == (len(dm.files("test")), 16000)

@@ -12,11 +12,9 @@ import torch
 import torchaudio
 
 from src.frontends import LogMelFilterBanks
+from tests.conftest import REAL_SAMPLE, requires_real_sample
 
 SAMPLE_RATE = 16000
-SPEECH_COMMANDS_DIR = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "speech_commands_v0.01_sample"
-)
 
 
 def speech_like_signal(num_samples: int = SAMPLE_RATE, seed: int = 0) -> torch.Tensor:
@@ -59,11 +57,10 @@ def test_seed_snippet_matches_torchaudio(num_samples: int) -> None:
     assert torch.allclose(torch.log(melspec + 1e-6), logmelbanks)
 
 
+@requires_real_sample
 def test_real_speech_commands_clips_match_torchaudio() -> None:
-    if not SPEECH_COMMANDS_DIR.is_dir():
-        pytest.skip(f"Speech Commands sample not found at {SPEECH_COMMANDS_DIR}")
     # one folder per word; folders starting with "_" hold long background-noise recordings, not clips
-    clips = sorted(p for p in SPEECH_COMMANDS_DIR.glob("*/*.wav") if not p.parent.name.startswith("_"))
+    clips = sorted(p for p in REAL_SAMPLE.glob("*/*.wav") if not p.parent.name.startswith("_"))
     assert len(clips) == 300, "the shared sample holds 10 clips for each of 30 words"
     ours = LogMelFilterBanks()
     reference = torchaudio.transforms.MelSpectrogram(hop_length=160, n_mels=80)
@@ -76,7 +73,7 @@ def test_real_speech_commands_clips_match_torchaudio() -> None:
         expected = torch.log(reference(signal) + 1e-6)
         actual = ours(signal)
         if expected.shape != actual.shape or not torch.allclose(expected, actual):
-            mismatches.append(clip.relative_to(SPEECH_COMMANDS_DIR).as_posix())
+            mismatches.append(clip.relative_to(REAL_SAMPLE).as_posix())
     assert mismatches == []
 
 
