@@ -24,6 +24,7 @@ import torch
 from filelock import FileLock
 from torch.utils.data import DataLoader, Dataset
 from torchaudio.datasets import SPEECHCOMMANDS
+from torchaudio.datasets.speechcommands import FOLDER_IN_ARCHIVE
 
 from src.data.audio import AudioFixReport, fit_length, read_clip
 from src.data.speech_commands_corpus import ensure_generated_corpus
@@ -32,7 +33,6 @@ log = logging.getLogger(__name__)
 
 CORPORA = ("generated", "speechcommands")
 VERSIONS = ("speech_commands_v0.01", "speech_commands_v0.02")
-FOLDER_IN_ARCHIVE = "SpeechCommands"
 LIST_FILES = ("validation_list.txt", "testing_list.txt")
 SPLIT_SUBSETS = {"train": "training", "val": "validation", "test": "testing"}
 SPLIT_LIST_FILES = {"val": "validation_list.txt", "test": "testing_list.txt"}

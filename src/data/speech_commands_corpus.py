@@ -36,6 +36,8 @@ import soundfile
 import torch
 import torchaudio
 from filelock import FileLock
+from torchaudio.datasets.speechcommands import EXCEPT_FOLDER as NOISE_FOLDER
+from torchaudio.datasets.speechcommands import FOLDER_IN_ARCHIVE
 
 from src.data import espeak
 
@@ -52,9 +54,7 @@ AUXILIARY_WORDS = (
 WORDS = tuple(sorted(CORE_WORDS + AUXILIARY_WORDS))
 SAMPLE_RATE = 16000
 CLIP_SAMPLES = SAMPLE_RATE
-FOLDER_IN_ARCHIVE = "SpeechCommands"
 CORPUS_NAME = "speech_commands_v0.02"
-NOISE_FOLDER = "_background_noise_"
 MANIFEST = "generator.json"
 FORMAT_VERSION = 1
 DEFAULT_NUM_SPEAKERS = 600
