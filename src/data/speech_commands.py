@@ -157,6 +157,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self._sample_rate = sample_rate
         self._clip_samples = round(sample_rate * clip_seconds)
         self._datasets: dict[str, CachedClipDataset] = {}
+        self._corpus_checked = False
 
     @property
     def num_classes(self) -> int:
@@ -213,7 +214,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         missing = [split for split in STAGE_SPLITS[stage] if split not in self._datasets]
         if not missing:
             return
-        self._check_corpus()
+        if not self._corpus_checked:  # prepare_data checked it already in this process
+            self._check_corpus()
         for split in missing:
             self._datasets[split] = self._build_split(split)
 
@@ -283,6 +285,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                     f"No clips for word {word!r}: {word_dir} is missing or holds no <speaker>_nohash_<n>.wav "
                     f"files. Change data.words (words in this corpus: {present}) or fix the corpus."
                 )
+        self._corpus_checked = True
 
     def _check_list_file(self, list_file: Path) -> None:
         """Each entry must be ``<word>/<speaker>_nohash_<n>.wav``; entries of ``words`` must exist."""
