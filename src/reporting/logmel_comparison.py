@@ -6,17 +6,15 @@ python -m src.reporting.logmel_comparison path/to/clip.wav --output out.png
 from __future__ import annotations
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import soundfile as sf
 import torch
 import torchaudio
-from matplotlib.figure import Figure
 
 from src.frontends import LogMelFilterBanks
+from src.utils.run_files import atomic_write
 
 SAMPLE_RATE = 16000
 
@@ -30,7 +28,7 @@ def plot_logmel_comparison(wav_path: str | Path, output_path: str | Path) -> Pat
 
     Args:
         wav_path: A 16 kHz audio file readable by soundfile.
-        output_path: Where to write the PNG; its folder must exist.
+        output_path: Where to write the PNG; its folder is created if missing.
 
     Returns:
         ``output_path`` as a ``Path``.
@@ -75,23 +73,11 @@ def plot_logmel_comparison(wav_path: str | Path, output_path: str | Path) -> Pat
             figure.colorbar(shown, ax=axis, label=label)
         axes[-1].set_xlabel("time (s)")
         figure.suptitle(wav_path.name)
-        _save_png_atomically(figure, output_path)
+        with atomic_write(output_path, "wb") as stream:
+            figure.savefig(stream, format="png", dpi=100)
     finally:
         plt.close(figure)
     return output_path
-
-
-def _save_png_atomically(figure: Figure, output_path: Path) -> None:
-    """Save to a temporary file beside ``output_path``, then rename it, so no half-written PNG is left."""
-    descriptor, temporary = tempfile.mkstemp(suffix=".png", dir=output_path.parent)
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            figure.savefig(stream, format="png", dpi=100)
-        os.chmod(temporary, 0o644)  # mkstemp creates the file readable by its owner only
-        os.replace(temporary, output_path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,27 +1,37 @@
-"""Files a run leaves in its output folder."""
+"""Files written so that a reader (or a parallel job) never sees half of one."""
 
 from __future__ import annotations
 
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 
-def write_json_atomic(path: str | Path, content: Mapping[str, Any]) -> Path:
-    """Write ``content`` as JSON to ``path`` through a temporary file and an atomic rename, so a
-    reader (or a parallel job) never sees a half-written file."""
+@contextmanager
+def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """Open a temporary file beside ``path`` for writing; when the block ends without error it
+    replaces ``path`` by an atomic rename (readable by all, like a file created normally), otherwise
+    it is deleted and ``path`` is left as it was. ``mode`` is ``"w"`` or ``"wb"``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as stream:
-            json.dump(content, stream, indent=2, sort_keys=True, default=str)
-            stream.write("\n")
+        with os.fdopen(handle, mode) as stream:
+            yield stream
+        os.chmod(temp_name, 0o644)  # mkstemp makes the file readable by its owner only
         os.replace(temp_name, path)
     except BaseException:
         Path(temp_name).unlink(missing_ok=True)
         raise
-    return path
+
+
+def write_json_atomic(path: str | Path, content: Mapping[str, Any]) -> Path:
+    """Write ``content`` as indented JSON to ``path`` with :func:`atomic_write`."""
+    with atomic_write(path) as stream:
+        json.dump(content, stream, indent=2, sort_keys=True, default=str)
+        stream.write("\n")
+    return Path(path)
