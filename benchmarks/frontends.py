@@ -1,6 +1,6 @@
 """Time LogMelFilterBanks against torchaudio's log-mel on the same batch, in the same run.
 
-    python benchmarks/frontends.py [--repeats 15] [--threads N]
+    python -m benchmarks.frontends [--repeats 15] [--threads N]     (from the repository root)
 
 The reference is ``torch.log(torchaudio.transforms.MelSpectrogram(hop_length=160, n_mels=80)(x) + 1e-6)``.
 Both must give the same output (checked with ``torch.allclose`` first); the figure of merit is the ratio of
@@ -12,15 +12,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
 import torchaudio
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from src.frontends import LogMelFilterBanks
 
