@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 from pathlib import Path
 
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.training import train
@@ -13,12 +17,27 @@ from src.training import train
 # conf/paths/default.yaml places data/ and logs/ under PROJECT_ROOT: this repository by default.
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
+log = logging.getLogger(__name__)
+
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
     """Fit, test the best checkpoint, print the test accuracy; return the best validation
-    accuracy (the value hyperparameter sweepers optimise)."""
-    summary = train(cfg)
+    accuracy (the value hyperparameter sweepers optimise).
+
+    In a multirun a failed job returns -inf (worse than any accuracy, so an Optuna search marks it
+    worst and goes on) instead of stopping the sweep: its ``metrics.json`` holds the error, the sweep's
+    table lists it, and the command exits non-zero once all jobs ended.
+    """
+    try:
+        summary = train(cfg)
+    except Exception:
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            raise
+        log.exception(
+            "Job %s failed; the sweep goes on and its table lists the error", HydraConfig.get().job.num
+        )
+        return -math.inf
     metrics = summary["metrics"]
     smoke = "fast_dev_run: one batch per stage, not a result; " if summary["fast_dev_run"] else ""
     print(

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import platform
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
@@ -31,6 +35,24 @@ def corpus_note(corpus: str) -> str:
 def command_line_overrides() -> list[str]:
     """The overrides this Hydra job was started with (empty outside a Hydra app)."""
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
+def hardware_description() -> dict[str, Any]:
+    """Where a run was measured: CPU model, cores, torch threads, GPU (if any)."""
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [
+            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
+        ]
+        cpu = names[0] if names else cpu
+    return {
+        "cpu": cpu,
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "torch": torch.__version__,
+    }
 
 
 def build_loggers(cfg: DictConfig) -> list[Logger]:
@@ -81,15 +103,19 @@ def train(cfg: DictConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "overrides": command_line_overrides(),
         "fast_dev_run": bool(cfg.trainer.get("fast_dev_run", False)),
+        "hardware": hardware_description(),
     }
     metrics_path = Path(cfg.paths.output_dir) / "metrics.json"
+    start = time.perf_counter()
     try:
         summary.update(_fit_and_test(cfg))
         summary["status"] = "ok"
     except BaseException as error:
         summary["error"] = f"{type(error).__name__}: {error}"
+        summary["wall_time_s"] = time.perf_counter() - start
         write_json_atomic(metrics_path, summary)
         raise
+    summary["wall_time_s"] = time.perf_counter() - start
     write_json_atomic(metrics_path, summary)
     return summary
 

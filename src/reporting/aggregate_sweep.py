@@ -1,0 +1,99 @@
+"""Aggregate a sweep into ``sweep_results/<name>/``: ``results.csv``, ``results.md`` and the plots.
+
+Runs by itself at the end of every ``train.py -m`` (``AggregateSweepCallback``, configured in
+``conf/hydra/default.yaml``) and as a command for any multirun folder(s) of one sweep::
+
+    python -m src.reporting.aggregate_sweep logs/nmels_sweep/multiruns/<time> [more folders] [--output DIR]
+
+Both exit non-zero after writing the table when a job failed; the failed jobs are rows of the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from src.reporting.sweep_plots import write_plots
+from src.reporting.sweep_table import SweepTable, aggregate_sweep, write_table
+
+log = logging.getLogger(__name__)
+
+
+class SweepFailedError(RuntimeError):
+    """Some jobs of a sweep failed; the table was written with them as rows."""
+
+
+def sweep_name(sweep_dir: Path) -> str:
+    """``logs/<task>/multiruns/<time>`` -> ``<task>``; any other folder -> its own name."""
+    sweep_dir = sweep_dir.resolve()
+    return sweep_dir.parent.parent.name if sweep_dir.parent.name == "multiruns" else sweep_dir.name
+
+
+def aggregate(name: str, sweep_dirs: Sequence[Path], output_dir: Path) -> SweepTable:
+    """Write the table and plots of the sweep made of ``sweep_dirs`` into ``output_dir``; raise
+    :class:`SweepFailedError` afterwards if any job failed or left no ``metrics.json``."""
+    table = aggregate_sweep(name, sweep_dirs)
+    csv_path, md_path = write_table(table, output_dir)
+    plots = write_plots(table, output_dir)
+    log.info("Sweep %s: wrote %s, %s and %d plots", name, csv_path, md_path, len(plots))
+    if table.failed_rows:
+        failures = "; ".join(
+            " ".join([*(f"{key}={row[key]}" for key in table.swept), f"seed={row['seeds']}:"])
+            + f" {row['status']}: {row['error']}"
+            for row in table.failed_rows
+        )
+        raise SweepFailedError(
+            f"{len(table.failed_rows)} of {len(table.runs)} jobs of sweep {name} did not succeed (rows with "
+            f"their errors in {csv_path}): {failures}"
+        )
+    return table
+
+
+class AggregateSweepCallback(Callback):
+    """Hydra callback: aggregates the multirun's folder into ``output_dir`` when all its jobs ended,
+    then exits with status 1 if any job failed (Hydra turns a callback's exception into a warning,
+    so a failed sweep would otherwise exit 0)."""
+
+    def __init__(self, output_dir: str) -> None:
+        self.output_dir = Path(output_dir)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            aggregate(config.task_name, [Path(config.hydra.sweep.dir)], self.output_dir)
+        except SweepFailedError as error:
+            log.error("%s", error)
+            raise SystemExit(1) from error
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "sweep_dirs", nargs="+", type=Path, help="multirun folders (logs/<task>/multiruns/<time>)"
+    )
+    parser.add_argument("--name", help="sweep name (default: <task> of the first folder)")
+    parser.add_argument("--output", type=Path, help="where to write (default: sweep_results/<name>)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    name = args.name or sweep_name(args.sweep_dirs[0])
+    output = args.output or Path("sweep_results") / name
+    try:
+        aggregate(name, args.sweep_dirs, output)
+    except FileNotFoundError as error:
+        log.error("%s", error)
+        return 2
+    except SweepFailedError as error:
+        log.error("%s", error)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

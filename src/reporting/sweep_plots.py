@@ -1,0 +1,173 @@
+"""Plots of a sweep, drawn from its logged runs: TensorBoard curves and the aggregated table.
+
+For every numeric swept key (e.g. ``frontend.n_mels``): test accuracy, epoch training time, parameter
+count and MACs against it (mean ± std over seeds as error bars; one line per value of the other swept
+keys). For the whole sweep: the training loss per epoch, mean over seeds with a ±1 std band.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from src.reporting.sweep_table import JobRun, SweepTable, sort_key
+from src.utils.run_files import atomic_write
+
+TRAIN_LOSS_TAG = "train/loss_epoch"
+
+# name in the file, y label, value of a table row (mean, std); std None draws no error bar.
+AXIS_PLOTS: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[float, float | None]]]] = {
+    "test_acc": ("test accuracy", lambda row: (row["test_acc_mean"], row["test_acc_std"])),
+    "epoch_time": (
+        "training time per epoch (s)",
+        lambda row: (row["epoch_time_s_mean"], row["epoch_time_s_std"]),
+    ),
+    "params": (
+        "parameters (frontend + backbone)",
+        lambda row: (row["frontend_params"] + row["backbone_params"], None),
+    ),
+    "macs": (
+        "MACs per clip (frontend + backbone)",
+        lambda row: (row["frontend_macs"] + row["backbone_macs"], None),
+    ),
+}
+
+
+def train_loss_curve(job_dir: Path) -> list[float]:
+    """Per-epoch training loss logged to TensorBoard under ``job_dir`` (empty if none was logged).
+    When a resumed run logged a step twice, the later value counts."""
+    by_step: dict[int, float] = {}
+    for event_file in sorted(job_dir.glob("**/events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
+        accumulator.Reload()
+        if TRAIN_LOSS_TAG in accumulator.Tags()["scalars"]:
+            by_step.update({event.step: event.value for event in accumulator.Scalars(TRAIN_LOSS_TAG)})
+    return [by_step[step] for step in sorted(by_step)]
+
+
+def axis_slug(key: str, swept: Sequence[str]) -> str:
+    """``frontend.n_mels`` -> ``n_mels`` (the full key, dots as ``_``, when the short one is ambiguous)."""
+    short = key.rsplit(".", 1)[-1]
+    return short if [k.rsplit(".", 1)[-1] for k in swept].count(short) == 1 else key.replace(".", "_")
+
+
+def is_numeric(values: Sequence[str]) -> bool:
+    return all(sort_key(value)[0] == 0 for value in values)
+
+
+def series_label(row: dict[str, Any], keys: Sequence[str]) -> str:
+    return ", ".join(f"{key}={row[key]}" for key in keys) or "all runs"
+
+
+def annotate(figure: Figure, table: SweepTable) -> None:
+    """The sweep name and what it was measured on, under the axes."""
+    notes = [f"sweep {table.name}", "error bars and bands: ±1 std over seeds", *table.corpus_notes]
+    if table.fast_dev_run:
+        notes.append("fast_dev_run smoke test, not a result")
+    figure.text(0.01, 0.01, "; ".join(notes), fontsize=7, color="0.35")
+
+
+def save(figure: Figure, path: Path) -> Path:
+    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    with atomic_write(path, "wb") as stream:
+        figure.savefig(stream, format="png", dpi=120)
+    plt.close(figure)
+    return path
+
+
+def plot_against_axis(table: SweepTable, key: str, name: str, path: Path) -> Path:
+    """``name``'s y value (``AXIS_PLOTS``) against the swept ``key``, one line per other swept values."""
+    y_label, value_of = AXIS_PLOTS[name]
+    others = [k for k in table.swept if k != key]
+    values = sorted({row[key] for row in table.ok_rows}, key=sort_key)
+    numeric = is_numeric(values)
+    position = {value: (float(value) if numeric else index) for index, value in enumerate(values)}
+
+    figure, axes = plt.subplots(figsize=(6, 4))
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in table.ok_rows:
+        series.setdefault(series_label(row, others), []).append(row)
+    for label, rows in sorted(series.items()):
+        rows = sorted(rows, key=lambda row: sort_key(row[key]))
+        x = [position[row[key]] for row in rows]
+        means, stds = zip(*(value_of(row) for row in rows), strict=True)
+        errors = (
+            None
+            if all(s is None or math.isnan(s) for s in stds)
+            else [0 if s is None or math.isnan(s) else s for s in stds]
+        )
+        axes.errorbar(x, means, yerr=errors, marker="o", capsize=4, label=label if others else None)
+    if numeric and min(position.values()) > 0 and max(position.values()) / min(position.values()) >= 4:
+        axes.set_xscale("log", base=2)
+    axes.set_xticks(list(position.values()), list(position))
+    axes.minorticks_off()
+    axes.set_xlabel(key)
+    axes.set_ylabel(y_label)
+    axes.grid(alpha=0.3)
+    if others:
+        axes.legend(fontsize=7)
+    axes.set_title(f"{y_label} vs {key}")
+    annotate(figure, table)
+    return save(figure, path)
+
+
+def plot_train_loss(table: SweepTable, path: Path) -> Path:
+    """Training loss per epoch of every configuration: mean over its seeds, ±1 std band."""
+    runs_by_config: dict[tuple[str, ...], list[JobRun]] = {}
+    for run in table.runs:
+        if run.status == "ok":
+            runs_by_config.setdefault(run.configuration(table.swept), []).append(run)
+
+    figure, axes = plt.subplots(figsize=(6.5, 4))
+    drawn = 0
+    for config in sorted(runs_by_config, key=lambda values: [sort_key(v) for v in values]):
+        curves = [
+            curve for curve in (train_loss_curve(run.job_dir) for run in runs_by_config[config]) if curve
+        ]
+        if not curves:
+            continue
+        epochs = min(len(curve) for curve in curves)
+        losses = np.array([curve[:epochs] for curve in curves])
+        mean = losses.mean(axis=0)
+        std = losses.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(epochs)
+        x = np.arange(1, epochs + 1)
+        label = ", ".join(f"{k}={v}" for k, v in zip(table.swept, config, strict=True)) or "all runs"
+        (line,) = axes.plot(x, mean, marker=".", label=f"{label} ({len(curves)} seeds)")
+        axes.fill_between(x, np.clip(mean - std, 1e-12, None), mean + std, color=line.get_color(), alpha=0.2)
+        drawn += 1
+    if drawn:
+        axes.set_yscale("log")
+        axes.legend(fontsize=7)
+    else:
+        message = f"no run logged {TRAIN_LOSS_TAG} to TensorBoard\n(fast_dev_run and logger=csv log none)"
+        axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(f"training loss ({TRAIN_LOSS_TAG})")
+    axes.set_title("training loss per epoch")
+    axes.grid(alpha=0.3)
+    annotate(figure, table)
+    return save(figure, path)
+
+
+def write_plots(table: SweepTable, output_dir: Path) -> list[Path]:
+    """Every plot of the sweep as PNG in ``output_dir``; none when no job succeeded."""
+    if not table.ok_rows:
+        return []
+    paths = [plot_train_loss(table, output_dir / "train_loss.png")]
+    for key in table.swept:
+        slug = axis_slug(key, table.swept)
+        for name in AXIS_PLOTS:
+            paths.append(plot_against_axis(table, key, name, output_dir / f"{name}_vs_{slug}.png"))
+    return paths
