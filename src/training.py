@@ -190,6 +190,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
         "complexity": complexity,
         "epoch_times_s": timers[0].epoch_times if timers else [],
         "epochs_completed": trainer.current_epoch,
+        "split_sizes": {split: len(datamodule.files(split)) for split in ("train", "val", "test")},
         "best_checkpoint": best_path or None,
         "last_checkpoint": last_path or None,
         "output_dir": str(cfg.paths.output_dir),
