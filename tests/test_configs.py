@@ -32,6 +32,7 @@ def test_every_group_has_choices() -> None:
         "paths",
         "hydra",
         "experiment",
+        "hparams_search",
     ):
         assert choices(group), f"conf/{group}/ holds no config"
 

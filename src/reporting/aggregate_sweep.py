@@ -25,10 +25,6 @@ from src.reporting.sweep_table import SweepTable, aggregate_sweep, write_table
 log = logging.getLogger(__name__)
 
 
-class SweepFailedError(RuntimeError):
-    """Some jobs of a sweep failed; the table was written with them as rows."""
-
-
 def sweep_name(sweep_dir: Path) -> str:
     """``logs/<task>/multiruns/<time>`` -> ``<task>``; any other folder -> its own name."""
     sweep_dir = sweep_dir.resolve()
@@ -36,23 +32,27 @@ def sweep_name(sweep_dir: Path) -> str:
 
 
 def aggregate(name: str, sweep_dirs: Sequence[Path], output_dir: Path) -> SweepTable:
-    """Write the table and plots of the sweep made of ``sweep_dirs`` into ``output_dir``; raise
-    :class:`SweepFailedError` afterwards if any job failed or left no ``metrics.json``."""
+    """Write the table and plots of the sweep made of ``sweep_dirs`` into ``output_dir``."""
     table = aggregate_sweep(name, sweep_dirs)
     csv_path, md_path = write_table(table, output_dir)
     plots = write_plots(table, output_dir)
     log.info("Sweep %s: wrote %s, %s and %d plots", name, csv_path, md_path, len(plots))
-    if table.failed_rows:
-        failures = "; ".join(
-            " ".join([*(f"{key}={row[key]}" for key in table.swept), f"seed={row['seeds']}:"])
-            + f" {row['status']}: {row['error']}"
-            for row in table.failed_rows
-        )
-        raise SweepFailedError(
-            f"{len(table.failed_rows)} of {len(table.runs)} jobs of sweep {name} did not succeed (rows with "
-            f"their errors in {csv_path}): {failures}"
-        )
     return table
+
+
+def failure_message(table: SweepTable, output_dir: Path) -> str | None:
+    """What failed in the sweep, one job after the other; None when every job succeeded."""
+    if not table.failed_rows:
+        return None
+    failures = "; ".join(
+        " ".join([*(f"{key}={row[key]}" for key in table.swept), f"seed={row['seeds']}:"])
+        + f" {row['status']}: {row['error']}"
+        for row in table.failed_rows
+    )
+    return (
+        f"{len(table.failed_rows)} of {len(table.runs)} jobs of sweep {table.name} did not succeed "
+        f"(rows with their errors in {output_dir / 'results.csv'}): {failures}"
+    )
 
 
 class AggregateSweepCallback(Callback):
@@ -64,11 +64,11 @@ class AggregateSweepCallback(Callback):
         self.output_dir = Path(output_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        try:
-            aggregate(config.task_name, [Path(config.hydra.sweep.dir)], self.output_dir)
-        except SweepFailedError as error:
-            log.error("%s", error)
-            raise SystemExit(1) from error
+        table = aggregate(config.task_name, [Path(config.hydra.sweep.dir)], self.output_dir)
+        message = failure_message(table, self.output_dir)
+        if message:
+            log.error("%s", message)
+            raise SystemExit(1)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -85,12 +85,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.name or sweep_name(args.sweep_dirs[0])
     output = args.output or Path("sweep_results") / name
     try:
-        aggregate(name, args.sweep_dirs, output)
+        table = aggregate(name, args.sweep_dirs, output)
     except FileNotFoundError as error:
         log.error("%s", error)
         return 2
-    except SweepFailedError as error:
-        log.error("%s", error)
+    message = failure_message(table, output)
+    if message:
+        log.error("%s", message)
         return 1
     return 0
 

@@ -2,7 +2,8 @@
 
 For every numeric swept key (e.g. ``frontend.n_mels``): test accuracy, epoch training time, parameter
 count and MACs against it (mean ± std over seeds as error bars; one line per value of the other swept
-keys). For the whole sweep: the training loss per epoch, mean over seeds with a ±1 std band.
+keys). For the whole sweep: the training loss per epoch, mean over seeds with a band from the lowest
+to the highest seed.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ from src.reporting.sweep_table import JobRun, SweepTable, sort_key
 from src.utils.run_files import atomic_write
 
 TRAIN_LOSS_TAG = "train/loss_epoch"
+ERROR_BARS = {
+    "test_acc": "error bars: ±1 std over seeds",
+    "epoch_time": "error bars: ±1 std over every epoch of every seed",
+}
 
 # name in the file, y label, value of a table row (mean, std); std None draws no error bar.
 AXIS_PLOTS: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[float, float | None]]]] = {
@@ -70,16 +75,16 @@ def series_label(row: dict[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(f"{key}={row[key]}" for key in keys) or "all runs"
 
 
-def annotate(figure: Figure, table: SweepTable) -> None:
-    """The sweep name and what it was measured on, under the axes."""
-    notes = [f"sweep {table.name}", "error bars and bands: ±1 std over seeds", *table.corpus_notes]
+def annotate(figure: Figure, table: SweepTable, spread: str) -> None:
+    """The sweep name, what the spread shows and what it was measured on, under the axes."""
+    notes = ["; ".join(part for part in (f"sweep {table.name}", spread) if part), *table.corpus_notes]
     if table.fast_dev_run:
         notes.append("fast_dev_run smoke test, not a result")
-    figure.text(0.01, 0.01, "; ".join(notes), fontsize=7, color="0.35")
+    figure.text(0.01, 0.01, "\n".join(notes), fontsize=7, color="0.35")
 
 
 def save(figure: Figure, path: Path) -> Path:
-    figure.tight_layout(rect=(0, 0.04, 1, 1))
+    figure.tight_layout(rect=(0, 0.07, 1, 1))
     with atomic_write(path, "wb") as stream:
         figure.savefig(stream, format="png", dpi=120)
     plt.close(figure)
@@ -118,12 +123,13 @@ def plot_against_axis(table: SweepTable, key: str, name: str, path: Path) -> Pat
     if others:
         axes.legend(fontsize=7)
     axes.set_title(f"{y_label} vs {key}")
-    annotate(figure, table)
+    annotate(figure, table, ERROR_BARS.get(name, ""))
     return save(figure, path)
 
 
 def plot_train_loss(table: SweepTable, path: Path) -> Path:
-    """Training loss per epoch of every configuration: mean over its seeds, ±1 std band."""
+    """Training loss per epoch of every configuration: mean over its seeds, band from the lowest to the
+    highest seed (always positive, unlike mean - std, so it stays drawable on the log scale)."""
     runs_by_config: dict[tuple[str, ...], list[JobRun]] = {}
     for run in table.runs:
         if run.status == "ok":
@@ -139,12 +145,10 @@ def plot_train_loss(table: SweepTable, path: Path) -> Path:
             continue
         epochs = min(len(curve) for curve in curves)
         losses = np.array([curve[:epochs] for curve in curves])
-        mean = losses.mean(axis=0)
-        std = losses.std(axis=0, ddof=1) if len(curves) > 1 else np.zeros(epochs)
         x = np.arange(1, epochs + 1)
         label = ", ".join(f"{k}={v}" for k, v in zip(table.swept, config, strict=True)) or "all runs"
-        (line,) = axes.plot(x, mean, marker=".", label=f"{label} ({len(curves)} seeds)")
-        axes.fill_between(x, np.clip(mean - std, 1e-12, None), mean + std, color=line.get_color(), alpha=0.2)
+        (line,) = axes.plot(x, losses.mean(axis=0), marker=".", label=f"{label} ({len(curves)} seeds)")
+        axes.fill_between(x, losses.min(axis=0), losses.max(axis=0), color=line.get_color(), alpha=0.2)
         drawn += 1
     if drawn:
         axes.set_yscale("log")
@@ -157,7 +161,7 @@ def plot_train_loss(table: SweepTable, path: Path) -> Path:
     axes.set_ylabel(f"training loss ({TRAIN_LOSS_TAG})")
     axes.set_title("training loss per epoch")
     axes.grid(alpha=0.3)
-    annotate(figure, table)
+    annotate(figure, table, "line: mean over seeds, band: min to max")
     return save(figure, path)
 
 

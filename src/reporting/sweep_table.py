@@ -90,7 +90,7 @@ class SweepTable:
     @property
     def columns(self) -> list[str]:
         stats = [f"{stem}_{kind}" for stem in MEAN_STD_COLUMNS for kind in ("mean", "std")]
-        return [*self.swept, "seeds", "runs", *stats, *COMPLEXITY_COLUMNS, "status", "error"]
+        return [*self.swept, "seeds", "runs", "epochs", *stats, *COMPLEXITY_COLUMNS, "status", "error"]
 
     @property
     def failed_rows(self) -> list[dict[str, Any]]:
@@ -105,6 +105,11 @@ class SweepTable:
         return sorted(
             {run.summary["corpus_note"] for run in self.runs if run.summary and "corpus_note" in run.summary}
         )
+
+    def split_size(self, split: str) -> int | None:
+        """Clips in ``split`` (``train``, ``val``, ``test``) as the first successful job counted them."""
+        sizes = next((run.summary.get("split_sizes", {}) for run in self.runs if run.status == "ok"), {})
+        return sizes.get(split)
 
     @property
     def fast_dev_run(self) -> bool:
@@ -173,8 +178,8 @@ def aggregate_runs(name: str, sweep_dirs: Sequence[Path], runs: Sequence[JobRun]
     """One row per configuration over its successful seeds, then one row per failed or missing job.
 
     Accuracy, loss and epoch time are ``mean``/``std`` over seeds; the epoch time pools every epoch of
-    every seed. Parameter and MAC counts come from the configuration's first run (they do not depend on
-    the seed).
+    every seed (``epochs`` of them). Parameter and MAC counts come from the configuration's first run
+    (they do not depend on the seed).
     """
     swept, fixed = swept_keys(runs)
     by_config: dict[tuple[str, ...], list[JobRun]] = {}
@@ -189,6 +194,7 @@ def aggregate_runs(name: str, sweep_dirs: Sequence[Path], runs: Sequence[JobRun]
             row: dict[str, Any] = dict(zip(swept, config, strict=True))
             row["seeds"] = " ".join(run.seed for run in ok)
             row["runs"] = len(ok)
+            row["epochs"] = sum(len(run.epoch_times()) for run in ok)
             for stem in MEAN_STD_COLUMNS:
                 if stem == "epoch_time_s":
                     values = [t for run in ok for t in run.epoch_times()]

@@ -1,0 +1,306 @@
+"""``sweep_results/REPORT.md`` and ``REPORT.pdf`` from the sweep folders, in one command::
+
+    python -m src.reporting.sweep_report                       # latest logs/<sweep>/multiruns/* of each sweep
+    python -m src.reporting.sweep_report --sweep nmels_sweep=logs/nmels_sweep/multiruns/<time> ...
+
+Each sweep is re-aggregated into ``sweep_results/<sweep>/`` (table and plots), the log-mel vs
+torchaudio figure is redrawn on a test clip of the corpus the sweeps used, and the report gathers the
+setup, every table, every plot and the conclusions computed from the tables. Exits 1 when a sweep
+had failed jobs (after writing everything).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.backends.backend_pdf import PdfPages
+from omegaconf import OmegaConf
+
+from src.reporting.aggregate_sweep import aggregate, failure_message
+from src.reporting.logmel_comparison import plot_logmel_comparison
+from src.reporting.sweep_conclusions import accuracy_conclusions, scaling_conclusions
+from src.reporting.sweep_table import SweepTable, table_caption, table_markdown
+from src.utils.run_files import atomic_write
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_SWEEPS = ("nmels_sweep", "groups_sweep")
+COMPARISON_PNG = "logmel_vs_torchaudio.png"
+
+
+@dataclass(frozen=True)
+class SweepSection:
+    """One sweep of the report: its table, plots and conclusions."""
+
+    table: SweepTable
+    question: str
+    command: str
+    plots: list[Path]
+    conclusions: list[str]
+
+
+def latest_multirun(name: str, log_dir: Path) -> Path:
+    """The newest ``<log_dir>/<name>/multiruns/<time>`` folder."""
+    folders = sorted((log_dir / name / "multiruns").glob("*/multirun.yaml"))
+    if not folders:
+        raise FileNotFoundError(
+            f"No multirun of {name} under {log_dir / name / 'multiruns'}: run "
+            f"`python train.py -m experiment={name}` first, or pass --sweep {name}=<folder>"
+        )
+    return folders[-1].parent
+
+
+def experiment_question(name: str) -> tuple[str, str]:
+    """The question and command stated in the header comment of ``conf/experiment/<name>.yaml``."""
+    path = REPO_ROOT / "conf" / "experiment" / f"{name}.yaml"
+    if not path.is_file():
+        return f"Sweep {name}.", f"python train.py -m task_name={name} ..."
+    comment = [line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")]
+    comment = [line for line in comment if line != "@package _global_"]
+    command = next(
+        (line for line in comment if line.startswith("python ")), f"python train.py -m experiment={name}"
+    )
+    question = (
+        " ".join(line for line in comment[: comment.index(command)] if line) if command in comment else ""
+    )
+    return question.rstrip(":"), command
+
+
+def job_config(table: SweepTable) -> dict[str, Any]:
+    """The experiment-defining groups of the sweep's first successful job, resolved (the ``paths`` group
+    refers to Hydra's runtime, which only exists inside the job)."""
+    run = next(run for run in table.runs if run.status == "ok")
+    config = OmegaConf.load(run.job_dir / ".hydra" / "config.yaml")
+    groups = ("data", "frontend", "model", "optimizer", "scheduler")
+    resolved = {
+        group: OmegaConf.to_container(config[group], resolve=True) for group in groups if group in config
+    }
+    return {**resolved, "trainer": {"max_epochs": config.trainer.max_epochs}}
+
+
+def class_name(target: str) -> str:
+    """``torch.optim.AdamW`` -> ``AdamW``."""
+    return target.rsplit(".", 1)[-1]
+
+
+def setup_lines(sections: Sequence[SweepSection]) -> list[str]:
+    """Data, model, frontend, training, seeds, hardware and time, from the jobs' configs and summaries."""
+    config = job_config(sections[0].table)
+    run = next(run for run in sections[0].table.runs if run.status == "ok").summary or {}
+    data, frontend, model, trainer = config["data"], config["frontend"], config["model"], config["trainer"]
+    optimizer, scheduler = config["optimizer"], config.get("scheduler") or {}
+    sizes = run.get("split_sizes", {})
+    hardware = run.get("hardware", {})
+    model_args = ", ".join(f"{k}={v}" for k, v in model.items() if k != "_target_")
+    frontend_args = ", ".join(f"{k}={v}" for k, v in frontend.items() if k != "_target_")
+    seeds = sorted({run.seed for section in sections for run in section.table.runs}, key=int)
+    lines = [
+        f"**Data**: {run.get('corpus_note', data.get('corpus'))}; words {', '.join(data['words'])}; "
+        f"{data['generator']['num_speakers']} generated speakers; clips per split: "
+        + ", ".join(f"{split} {count:,}" for split, count in sizes.items())
+        + f"; {data['clip_seconds']} s at {data['sample_rate']} Hz.",
+        f"**Frontend**: `{class_name(frontend['_target_'])}` ({frontend_args}); swept keys override it.",
+        f"**Model**: `{class_name(model['_target_'])}` ({model_args}); swept keys override it.",
+        f"**Training**: `{class_name(optimizer['_target_'])}` (lr {optimizer['lr']}, weight decay "
+        f"{optimizer.get('weight_decay', 0)}), `{class_name(scheduler.get('_target_', 'no scheduler'))}`, "
+        f"{trainer['max_epochs']} epochs, batch {data['batch_size']}; the checkpoint with the best "
+        "`val/acc` is tested.",
+        f"**Seeds**: {', '.join(seeds)} for every configuration; tables give mean ± sample std over them.",
+        f"**Hardware**: {hardware.get('cpu', '?')}, {hardware.get('cpu_cores', '?')} cores, torch "
+        f"{hardware.get('torch', '?')} with {hardware.get('torch_threads', '?')} threads, "
+        f"{'GPU ' + hardware['gpu'] if hardware.get('gpu') else 'no GPU'}.",
+    ]
+    for section in sections:
+        runs = [run for run in section.table.runs if run.summary]
+        seconds = sum(float(run.summary.get("wall_time_s", 0.0)) for run in runs)
+        lines.append(
+            f"**Time, {section.table.name}**: {len(section.table.runs)} jobs, {seconds / 60:.1f} min of job "
+            f"wall time ({seconds / max(len(runs), 1):.0f} s per job: data setup, "
+            f"{trainer['max_epochs']} epochs with validation, test)."
+        )
+    return lines
+
+
+def plot_order(path: Path) -> tuple[int, str]:
+    """Accuracy first, then the loss curves, time, parameters and MACs."""
+    prefixes = ("test_acc", "train_loss", "epoch_time", "params", "macs")
+    return next(
+        (i for i, prefix in enumerate(prefixes) if path.name.startswith(prefix)), len(prefixes)
+    ), path.name
+
+
+def build_section(name: str, sweep_dirs: Sequence[Path], output_dir: Path) -> tuple[SweepSection, bool]:
+    """Aggregate one sweep into ``output_dir/<name>``; the flag says whether a job failed."""
+    table = aggregate(name, sweep_dirs, output_dir / name)
+    message = failure_message(table, output_dir / name)
+    if message:
+        log.error("%s", message)
+    plots = sorted((output_dir / name).glob("*.png"), key=plot_order)
+    conclusions = accuracy_conclusions(table) + [
+        sentence for key in table.swept for sentence in scaling_conclusions(table, key)
+    ]
+    question, command = experiment_question(name)
+    return SweepSection(table, question, command, plots, conclusions), message is not None
+
+
+def comparison_clip(table: SweepTable) -> Path:
+    """The first ``yes`` clip of the test list of the corpus the sweep trained on."""
+    data = OmegaConf.load(
+        next(r for r in table.runs if r.status == "ok").job_dir / ".hydra" / "config.yaml"
+    ).data
+    corpus_dir = Path(data.root) / "SpeechCommands" / "speech_commands_v0.02"
+    clips = [
+        line for line in (corpus_dir / "testing_list.txt").read_text().split() if line.startswith("yes/")
+    ]
+    return corpus_dir / clips[0]
+
+
+def report_markdown(sections: Sequence[SweepSection], output_dir: Path, clip: Path) -> str:
+    """The whole report as Markdown, with image links relative to ``output_dir``."""
+    notes = sorted({note for section in sections for note in section.table.corpus_notes})
+    lines = ["# Sweep report", ""]
+    lines += [f"> **Every number here was measured on the {note}.**" for note in notes]
+    lines += [
+        "",
+        "Regenerate everything below (tables, plots, this file and `REPORT.pdf`) from the logged runs:",
+        "",
+        "```bash",
+        *(section.command for section in sections),
+        "python -m src.reporting.sweep_report",
+        "```",
+        "",
+        "## Setup",
+        "",
+        *(f"- {line}" for line in setup_lines(sections)),
+    ]
+    for section in sections:
+        lines += ["", f"## {section.table.name}", "", section.question, "", table_caption(section.table)]
+        lines += [table_markdown(section.table), "Conclusions, computed from the table:", ""]
+        lines += [f"- {sentence}" for sentence in section.conclusions]
+        lines += [""] + [f"![{plot.stem}]({plot.relative_to(output_dir)})" for plot in section.plots]
+    lines += [
+        "",
+        "## Frontend check: `LogMelFilterBanks` vs torchaudio",
+        "",
+        f"Our log-mel beside `torch.log(torchaudio.transforms.MelSpectrogram(...) + 1e-6)` and their "
+        f"difference, on the generated test clip `{clip.parent.name}/{clip.name}`:",
+        "",
+        f"![logmel vs torchaudio]({COMPARISON_PNG})",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def text_page(pdf: PdfPages, title: str, paragraphs: Sequence[str], monospace: bool = False) -> None:
+    """One A4-landscape page of wrapped text (continued on further pages when long)."""
+    width = 150 if monospace else 120
+    lines: list[str] = []
+    for paragraph in paragraphs:
+        wrapped = (
+            [paragraph] if monospace else textwrap.wrap(paragraph.replace("**", "").replace("`", ""), width)
+        )
+        lines += [*wrapped, ""]
+    per_page = 42
+    for start in range(0, max(len(lines), 1), per_page):
+        figure = plt.figure(figsize=(11.69, 8.27))
+        figure.text(0.04, 0.95, title, fontsize=14, weight="bold")
+        figure.text(
+            0.04,
+            0.90,
+            "\n".join(lines[start : start + per_page]),
+            fontsize=7 if monospace else 8.5,
+            family="monospace" if monospace else "sans-serif",
+            va="top",
+        )
+        pdf.savefig(figure)
+        plt.close(figure)
+
+
+def image_page(pdf: PdfPages, image: Path) -> None:
+    figure = plt.figure(figsize=(11.69, 8.27))
+    axes = figure.add_axes((0.03, 0.03, 0.94, 0.94))
+    axes.imshow(plt.imread(image))
+    axes.axis("off")
+    pdf.savefig(figure)
+    plt.close(figure)
+
+
+def write_pdf(sections: Sequence[SweepSection], output_dir: Path, path: Path) -> None:
+    """The report's content as a PDF: setup, then per sweep its table, conclusions and plots."""
+    with atomic_write(path, "wb") as stream, PdfPages(stream, metadata={"CreationDate": None}) as pdf:
+        notes = sorted({note for section in sections for note in section.table.corpus_notes})
+        text_page(
+            pdf,
+            "Sweep report",
+            [f"Every number here was measured on the {note}." for note in notes] + setup_lines(sections),
+        )
+        for section in sections:
+            table_lines = table_markdown(section.table).splitlines()
+            text_page(pdf, section.table.name, [section.question, table_caption(section.table)])
+            text_page(pdf, f"{section.table.name}: table", table_lines, monospace=True)
+            text_page(pdf, f"{section.table.name}: conclusions", section.conclusions)
+            for plot in section.plots:
+                image_page(pdf, plot)
+        image_page(pdf, output_dir / COMPARISON_PNG)
+
+
+def write_report(sweeps: dict[str, list[Path]], output_dir: Path) -> bool:
+    """Aggregate every sweep, redraw the frontend figure, write REPORT.md and REPORT.pdf into
+    ``output_dir``. Returns whether every job of every sweep succeeded."""
+    built = [build_section(name, dirs, output_dir) for name, dirs in sweeps.items()]
+    sections = [section for section, _ in built]
+    clip = comparison_clip(sections[0].table)
+    plot_logmel_comparison(clip, output_dir / COMPARISON_PNG)
+    with atomic_write(output_dir / "REPORT.md") as stream:
+        stream.write(report_markdown(sections, output_dir, clip))
+    write_pdf(sections, output_dir, output_dir / "REPORT.pdf")
+    log.info("Wrote %s and %s", output_dir / "REPORT.md", output_dir / "REPORT.pdf")
+    return not any(failed for _, failed in built)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--sweep",
+        action="append",
+        default=[],
+        metavar="NAME=FOLDER",
+        help="a sweep and one of its multirun folders (repeat for more); default: the latest multirun of "
+        + " and ".join(DEFAULT_SWEEPS),
+    )
+    parser.add_argument(
+        "--logs", type=Path, default=REPO_ROOT / "logs", help="where the default sweeps are found"
+    )
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "sweep_results")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sweeps: dict[str, list[Path]] = {}
+    try:
+        for item in args.sweep:
+            name, _, folder = item.partition("=")
+            if not folder:
+                parser.error(f"--sweep {item}: expected NAME=FOLDER")
+            sweeps.setdefault(name, []).append(Path(folder))
+        if not sweeps:
+            sweeps = {name: [latest_multirun(name, args.logs)] for name in DEFAULT_SWEEPS}
+        return 0 if write_report(sweeps, args.output) else 1
+    except FileNotFoundError as error:
+        log.error("%s", error)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

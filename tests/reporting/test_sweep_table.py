@@ -1,0 +1,123 @@
+"""Aggregation of a sweep folder: rows per configuration, failed jobs as rows, the files written."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+
+from src.reporting.aggregate_sweep import main
+from src.reporting.sweep_plots import train_loss_curve
+from src.reporting.sweep_table import aggregate_sweep, write_table
+from tests.reporting.sweep_folders import failed_summary, job_summary, write_job
+
+
+@pytest.fixture
+def sweep_dir(tmp_path: Path) -> Path:
+    """n_mels 100, 20, 40 (job order is not table order) with seeds; one failed and one killed job."""
+    sweep = tmp_path / "logs" / "nmels_sweep" / "multiruns" / "2026-01-01_00-00-00"
+    common = ["experiment=nmels_sweep"]
+    write_job(sweep, 0, ["seed=1", "frontend.n_mels=100", *common], None)
+    write_job(sweep, 1, ["seed=1", "frontend.n_mels=20", *common], job_summary(0.9, epoch_times=(1.0, 2.0)))
+    write_job(sweep, 2, ["seed=2", "frontend.n_mels=20", *common], job_summary(0.8, epoch_times=(3.0,)))
+    write_job(sweep, 3, ["seed=1", "frontend.n_mels=40", *common], job_summary(1.0, val_acc=0.95))
+    write_job(
+        sweep, 4, ["seed=2", "frontend.n_mels=40", *common], failed_summary("ValueError: boom\n  at line 3")
+    )
+    return sweep
+
+
+def test_a_row_per_configuration_then_failed_jobs_in_numeric_order(sweep_dir: Path) -> None:
+    table = aggregate_sweep("nmels_sweep", [sweep_dir])
+    assert table.swept == ("frontend.n_mels",)
+    assert table.fixed_overrides == {"experiment": "nmels_sweep"}
+    assert [(row["frontend.n_mels"], row["seeds"], row["status"]) for row in table.rows] == [
+        ("20", "1 2", "ok"),
+        ("40", "1", "ok"),
+        ("40", "2", "failed"),
+        ("100", "1", "missing"),
+    ]
+    n20, n40, failed, missing = table.rows
+    assert n20["test_acc_mean"] == pytest.approx(0.85)
+    assert n20["test_acc_std"] == pytest.approx(math.sqrt(0.005))  # sample std of 0.9 and 0.8
+    assert (n20["epoch_time_s_mean"], n20["epoch_time_s_std"]) == pytest.approx(
+        (2.0, 1.0)
+    )  # all epochs pooled
+    assert n40["val_acc_best_mean"] == 0.95
+    assert math.isnan(n40["test_acc_std"])  # one seed: no spread
+    assert n20["backbone_params"] == 1000 and n20["frontend_macs"] == 20_000
+    assert failed["error"] == "ValueError: boom at line 3"
+    assert "no metrics.json" in missing["error"]
+
+
+def test_written_csv_and_markdown(sweep_dir: Path, tmp_path: Path) -> None:
+    table = aggregate_sweep("nmels_sweep", [sweep_dir])
+    csv_path, md_path = write_table(table, tmp_path / "out")
+    with csv_path.open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert list(rows[0]) == table.columns
+    assert table.columns[:3] == ["frontend.n_mels", "seeds", "runs"]
+    assert {
+        "test_acc_mean",
+        "test_acc_std",
+        "val_acc_best_mean",
+        "train_loss_final_mean",
+        "epoch_time_s_std",
+    } <= set(table.columns)
+    assert table.columns[-6:] == [
+        "frontend_params",
+        "backbone_params",
+        "frontend_macs",
+        "backbone_macs",
+        "status",
+        "error",
+    ]
+    assert [row["status"] for row in rows] == ["ok", "ok", "failed", "missing"]
+    assert rows[0]["backbone_macs"] == "50000" and rows[1]["test_acc_std"] == ""
+    markdown = md_path.read_text()
+    assert "| 20 | 1 2 | 0.850 ± 0.071 |" in markdown
+    assert "**failed**: ValueError: boom at line 3" in markdown
+    assert "generated corpus" in markdown
+
+
+def test_aggregation_is_deterministic(sweep_dir: Path, tmp_path: Path) -> None:
+    first = aggregate_sweep("nmels_sweep", [sweep_dir])
+    second = aggregate_sweep("nmels_sweep", [sweep_dir])
+    for path_a, path_b in zip(
+        write_table(first, tmp_path / "a"), write_table(second, tmp_path / "b"), strict=True
+    ):
+        assert path_a.read_bytes() == path_b.read_bytes()
+
+
+def test_command_exits_1_on_failed_jobs_after_writing_everything(sweep_dir: Path, tmp_path: Path) -> None:
+    assert main([str(sweep_dir), "--output", str(tmp_path / "out")]) == 1
+    written = {path.name for path in (tmp_path / "out").iterdir()}
+    assert {
+        "results.csv",
+        "results.md",
+        "train_loss.png",
+        "test_acc_vs_n_mels.png",
+        "macs_vs_n_mels.png",
+    } <= written
+
+
+def test_command_exits_0_when_all_jobs_succeeded_and_names_the_sweep(tmp_path: Path, monkeypatch) -> None:
+    sweep = tmp_path / "logs" / "groups_sweep" / "multiruns" / "t"
+    write_job(sweep, 0, ["model.groups=1", "seed=1"], job_summary(0.9), train_losses=(0.5, 0.2))
+    write_job(sweep, 1, ["model.groups=2", "seed=1"], job_summary(0.8), train_losses=(0.6, 0.3))
+    monkeypatch.chdir(tmp_path)
+    assert main([str(sweep)]) == 0
+    assert (tmp_path / "sweep_results" / "groups_sweep" / "epoch_time_vs_groups.png").is_file()
+
+
+def test_command_exits_2_for_a_folder_without_jobs(tmp_path: Path) -> None:
+    assert main([str(tmp_path), "--output", str(tmp_path / "out")]) == 2
+    assert main([str(tmp_path / "absent"), "--output", str(tmp_path / "out")]) == 2
+
+
+def test_training_loss_curve_is_read_from_tensorboard_in_step_order(tmp_path: Path) -> None:
+    job = write_job(tmp_path, 0, ["seed=1"], job_summary(0.9), train_losses=(0.7, 0.4, 0.1))
+    assert train_loss_curve(job) == pytest.approx([0.7, 0.4, 0.1])
+    assert train_loss_curve(tmp_path / "nothing") == []

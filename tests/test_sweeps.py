@@ -1,0 +1,167 @@
+"""Sweeps as a user runs them: every sweep experiment, its aggregated table and plots, the report, a
+failing job, the parallel launcher, the full grid of the design card, the Optuna search."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import OmegaConf
+
+from tests.conftest import CONFIG_DIR, REPO_ROOT, TINY_CORPUS_SPEAKERS
+
+PLOTS_PER_SWEPT_KEY = ("test_acc", "epoch_time", "params", "macs")
+
+
+def sweep_experiments() -> list[str]:
+    """Experiment files that define a sweep (``hydra.sweeper.params``)."""
+    return sorted(
+        path.stem
+        for path in (CONFIG_DIR / "experiment").glob("*.yaml")
+        if OmegaConf.select(OmegaConf.load(path), "hydra.sweeper.params") is not None
+    )
+
+
+def swept_values(experiment: str) -> dict[str, list[str]]:
+    params = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
+    return {key: [value.strip() for value in str(values).split(",")] for key, values in params.items()}
+
+
+def run_command(args: list[str], project_root: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PROJECT_ROOT": str(project_root)}
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=900
+    )
+
+
+def run_sweep(project_root: Path, corpus_root: Path, *overrides: str) -> subprocess.CompletedProcess:
+    """``train.py -m`` on the tiny corpus with ``fast_dev_run``, everything written under ``project_root``."""
+    tiny = [f"data.root={corpus_root}", f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
+    return run_command(["train.py", "-m", "trainer=fast_dev_run", *tiny, *overrides], project_root)
+
+
+def read_rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as stream:
+        return list(csv.DictReader(stream))
+
+
+def output(result: subprocess.CompletedProcess) -> str:
+    return result.stdout[-3000:] + result.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def swept_project(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_root: Path) -> Path:
+    """A project folder in which every sweep experiment ran with seeds 1 and 2."""
+    root = tmp_path_factory.mktemp("project")
+    for experiment in sweep_experiments():
+        result = run_sweep(root, tiny_corpus_root, f"experiment={experiment}", "seed=1,2")
+        assert result.returncode == 0, output(result)
+    return root
+
+
+def test_the_committed_sweeps_are_experiment_files() -> None:
+    assert {"nmels_sweep", "groups_sweep"} <= set(sweep_experiments())
+    assert swept_values("nmels_sweep") == {"frontend.n_mels": ["20", "40", "80"]}
+    assert swept_values("groups_sweep") == {"model.groups": ["1", "2", "4", "8", "16"]}
+
+
+@pytest.mark.parametrize("experiment", sweep_experiments())
+def test_every_sweep_experiment_is_aggregated_with_its_plots(swept_project: Path, experiment: str) -> None:
+    results = swept_project / "sweep_results" / experiment
+    rows = read_rows(results / "results.csv")
+    ((key, values),) = swept_values(experiment).items()
+    assert [row[key] for row in rows] == values
+    assert all(row["status"] == "ok" and row["seeds"] == "1 2" and row["runs"] == "2" for row in rows)
+    assert all(0 <= float(row["test_acc_mean"]) <= 1 and int(row["backbone_params"]) > 0 for row in rows)
+    slug = key.rsplit(".", 1)[-1]
+    expected = {"train_loss.png", *(f"{name}_vs_{slug}.png" for name in PLOTS_PER_SWEPT_KEY)}
+    assert expected <= {path.name for path in results.glob("*.png")}
+    assert "fast_dev_run" in (results / "results.md").read_text()
+
+
+def test_report_gathers_setup_tables_plots_and_conclusions(swept_project: Path) -> None:
+    report_dir = swept_project / "report"
+    result = run_command(
+        [
+            "-m",
+            "src.reporting.sweep_report",
+            "--logs",
+            str(swept_project / "logs"),
+            "--output",
+            str(report_dir),
+        ],
+        swept_project,
+    )
+    assert result.returncode == 0, output(result)
+    report = (report_dir / "REPORT.md").read_text()
+    for heading in ("## Setup", "## nmels_sweep", "## groups_sweep", "Conclusions, computed from the table"):
+        assert heading in report
+    assert "Every number here was measured on the generated corpus" in report
+    assert "| model.groups | seeds |" in report
+    images = [line.split("](", 1)[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]
+    assert "logmel_vs_torchaudio.png" in images and "groups_sweep/macs_vs_groups.png" in images
+    assert all((report_dir / image).is_file() for image in images)
+    assert (report_dir / "REPORT.pdf").read_bytes().startswith(b"%PDF")
+
+
+def test_a_failing_job_is_a_row_and_the_sweep_exits_non_zero(tmp_path: Path, tiny_corpus_root: Path) -> None:
+    result = run_sweep(tmp_path, tiny_corpus_root, "experiment=groups_sweep", "model.groups=2,3", "seed=1")
+    assert result.returncode == 1, output(result)
+    assert "1 of 2 jobs of sweep groups_sweep did not succeed" in result.stderr + result.stdout
+    rows = read_rows(tmp_path / "sweep_results" / "groups_sweep" / "results.csv")
+    assert [(row["model.groups"], row["status"]) for row in rows] == [("2", "ok"), ("3", "failed")]
+    assert "model.groups=3 does not divide the channel widths" in rows[1]["error"]
+
+
+def test_joblib_launcher_runs_the_jobs_in_parallel(tmp_path: Path, tiny_corpus_root: Path) -> None:
+    overrides = [
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "frontend.n_mels=20,40",
+        "seed=1",
+        "task_name=par",
+    ]
+    result = run_sweep(tmp_path, tiny_corpus_root, *overrides)
+    assert result.returncode == 0, output(result)
+    assert "Joblib.Parallel(n_jobs=2,backend=loky,prefer=processes" in result.stdout + result.stderr
+    rows = read_rows(tmp_path / "sweep_results" / "par" / "results.csv")
+    assert [(row["frontend.n_mels"], row["status"]) for row in rows] == [("20", "ok"), ("40", "ok")]
+
+
+def test_design_card_grid_runs_as_written(tmp_path: Path, tiny_corpus_root: Path) -> None:
+    result = run_sweep(
+        tmp_path, tiny_corpus_root, "frontend.n_mels=20,40,80", "model.groups=1,2,4,8,16", "seed=1"
+    )
+    assert result.returncode == 0, output(result)
+    rows = read_rows(tmp_path / "sweep_results" / "train" / "results.csv")
+    assert len(rows) == 15 and {row["status"] for row in rows} == {"ok"}
+    assert (tmp_path / "sweep_results" / "train" / "epoch_time_vs_groups.png").is_file()
+
+
+def test_optuna_search_optimises_the_value_train_returns(tmp_path: Path, tiny_corpus_root: Path) -> None:
+    result = run_sweep(tmp_path, tiny_corpus_root, "hparams_search=conv1d_optuna", "hydra.sweeper.n_trials=2")
+    assert result.returncode == 0, output(result)
+    (results_file,) = (tmp_path / "logs" / "conv1d_optuna" / "multiruns").glob("*/optimization_results.yaml")
+    results = OmegaConf.load(results_file)
+    assert set(results.best_params) == {"optimizer.lr", "model.channels"}
+    assert 0 <= results.best_value <= 1
+
+
+@pytest.mark.parametrize(
+    ("launcher", "target"),
+    [("joblib", "JoblibLauncher"), ("submitit_slurm", "SlurmLauncher"), ("slurm", "SlurmLauncher")],
+)
+def test_launcher_configs_compose(launcher: str, target: str) -> None:
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"hydra/launcher={launcher}"], return_hydra_config=True)
+    assert cfg.hydra.launcher._target_.endswith(target)
+    if launcher == "slurm":  # this project's settings on top of the plugin's submitit_slurm
+        assert cfg.hydra.launcher.cpus_per_task == 4
+        assert cfg.hydra.launcher.submitit_folder == f"{cfg.hydra.sweep.dir}/.submitit/%j"
