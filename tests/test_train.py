@@ -191,10 +191,17 @@ def test_train_py_runs_a_multirun_grid_from_the_command_line(tiny_corpus_root: P
         project_root=tmp_path,
     )
     runs = sorted((tmp_path / "logs" / "train" / "multiruns").glob("*/*/metrics.json"))
-    assert len(runs) == 4, result.stdout[-2000:]
+    assert len(runs) == 12, result.stdout[-2000:]  # 4 configurations x the default seeds 1, 2, 3
     seen = set()
     for path in runs:
         summary = json.loads(path.read_text())
         assert summary["status"] == "ok"
-        seen.add(tuple(sorted(o for o in summary["overrides"] if o.startswith(("frontend", "model")))))
-    assert seen == {(f"frontend.n_mels={n}", f"model.groups={g}") for n in (20, 40) for g in (1, 2)}
+        seen.add(
+            tuple(sorted(o for o in summary["overrides"] if o.startswith(("frontend", "model", "seed"))))
+        )
+    assert seen == {
+        (f"frontend.n_mels={n}", f"model.groups={g}", f"seed={seed}")
+        for n in (20, 40)
+        for g in (1, 2)
+        for seed in (1, 2, 3)
+    }

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from src.reporting.aggregate_sweep import main
-from src.reporting.sweep_plots import train_loss_curve
+from src.reporting.sweep_plots import train_loss_curve, write_plots
 from src.reporting.sweep_table import aggregate_sweep, write_table
 from tests.reporting.sweep_folders import failed_summary, job_summary, write_job
 
@@ -83,12 +83,17 @@ def test_written_csv_and_markdown(sweep_dir: Path, tmp_path: Path) -> None:
 
 
 def test_aggregation_is_deterministic(sweep_dir: Path, tmp_path: Path) -> None:
-    first = aggregate_sweep("nmels_sweep", [sweep_dir])
-    second = aggregate_sweep("nmels_sweep", [sweep_dir])
-    for path_a, path_b in zip(
-        write_table(first, tmp_path / "a"), write_table(second, tmp_path / "b"), strict=True
-    ):
-        assert path_a.read_bytes() == path_b.read_bytes()
+    write_job(
+        sweep_dir, 5, ["seed=3", "frontend.n_mels=20", "experiment=nmels_sweep"], job_summary(0.7), (0.9, 0.5)
+    )
+    for output in ("a", "b"):
+        table = aggregate_sweep("nmels_sweep", [sweep_dir])
+        write_table(table, tmp_path / output)
+        write_plots(table, tmp_path / output)
+    files = sorted(path.name for path in (tmp_path / "a").iterdir())
+    assert len(files) == 7  # table (CSV, Markdown) and 5 plots
+    for name in files:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
 def test_command_exits_1_on_failed_jobs_after_writing_everything(sweep_dir: Path, tmp_path: Path) -> None:
