@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--groups", type=int, nargs="+", default=[1, 16], help="model.groups values")
     parser.add_argument("--n-mels", type=int, default=20, help="frontend.n_mels (default: 20)")
-    parser.add_argument("--epochs", type=int, default=3, help="timed epochs per measurement (default: 3)")
+    parser.add_argument("--epochs", type=int, default=5, help="timed epochs per measurement (default: 5)")
     return parser.parse_args(argv)
 
 
@@ -71,8 +71,8 @@ def median_seconds(run_epoch: Callable[[], None], epochs: int) -> float:
     return statistics.median(times)
 
 
-def measure(cfg: DictConfig, epochs: int) -> tuple[dict[str, float], int]:
-    """Median seconds of each part of one training epoch, and the model's total MACs per clip."""
+def measure(cfg: DictConfig, epochs: int) -> tuple[dict[str, float], dict[str, int]]:
+    """Median seconds of each part of one training epoch, and the model's complexity per clip."""
     L.seed_everything(cfg.seed)
     run_config = {
         group: OmegaConf.to_container(cfg[group], resolve=True)
@@ -122,8 +122,7 @@ def measure(cfg: DictConfig, epochs: int) -> tuple[dict[str, float], int]:
         "backbone": median_seconds(backbone, epochs),
         "Lightning epoch": median_seconds(lightning_epoch, epochs),
     }
-    complexity = model.complexity(datamodule.clip_samples)
-    return parts, complexity["complexity/total_macs"]
+    return parts, model.complexity(datamodule.clip_samples)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -133,11 +132,12 @@ def main(argv: list[str] | None = None) -> None:
     warnings.filterwarnings("ignore")
     results = {}
     for groups in args.groups:
-        parts, macs = measure(job_config(groups, args.n_mels), args.epochs)
-        results[groups] = (parts, macs)
+        parts, complexity = measure(job_config(groups, args.n_mels), args.epochs)
+        results[groups] = (parts, complexity)
         epoch = parts["Lightning epoch"]
         print(
-            f"model.groups={groups}, frontend.n_mels={args.n_mels}: {macs:,} MACs per clip, "
+            f"model.groups={groups}, frontend.n_mels={args.n_mels}: "
+            f"{complexity['complexity/total_macs']:,} MACs per clip, "
             f"{torch.get_num_threads()} threads, median of {args.epochs} epochs"
         )
         for name, seconds in parts.items():
@@ -146,11 +146,17 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  {'rest (Lightning)':<16} {rest:7.3f} s  {rest / epoch:6.1%}")
     if len(args.groups) >= 2:
         first, last = args.groups[0], args.groups[-1]
-        (parts_a, macs_a), (parts_b, macs_b) = results[first], results[last]
+        (parts_a, complexity_a), (parts_b, complexity_b) = results[first], results[last]
+
+        def ratio(values_b: dict, values_a: dict, key: str) -> float:
+            return values_b[key] / values_a[key]
+
         print(
-            f"groups {last} vs {first}: MACs ratio {macs_b / macs_a:.3f}, backbone time ratio "
-            f"{parts_b['backbone'] / parts_a['backbone']:.3f}, epoch time ratio "
-            f"{parts_b['Lightning epoch'] / parts_a['Lightning epoch']:.3f}"
+            f"groups {last} vs {first}: backbone MACs ratio "
+            f"{ratio(complexity_b, complexity_a, 'complexity/backbone_macs'):.3f}, backbone time ratio "
+            f"{ratio(parts_b, parts_a, 'backbone'):.3f}; total MACs ratio "
+            f"{ratio(complexity_b, complexity_a, 'complexity/total_macs'):.3f}, epoch time ratio "
+            f"{ratio(parts_b, parts_a, 'Lightning epoch'):.3f}"
         )
 
 

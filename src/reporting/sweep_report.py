@@ -24,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 from matplotlib.backends.backend_pdf import PdfPages
+from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from src.reporting.aggregate_sweep import aggregate, failure_message
@@ -202,29 +203,51 @@ def report_markdown(sections: Sequence[SweepSection], output_dir: Path, clip: Pa
     return "\n".join(lines)
 
 
-def text_page(pdf: PdfPages, title: str, paragraphs: Sequence[str], monospace: bool = False) -> None:
-    """One A4-landscape page of wrapped text (continued on further pages when long)."""
-    width = 150 if monospace else 120
+A4_LANDSCAPE = (11.69, 8.27)
+
+
+def plain_lines(paragraphs: Sequence[str], width: int = 140) -> list[str]:
+    """Paragraphs without Markdown emphasis, wrapped, a blank line after each."""
     lines: list[str] = []
     for paragraph in paragraphs:
-        wrapped = (
-            [paragraph] if monospace else textwrap.wrap(paragraph.replace("**", "").replace("`", ""), width)
-        )
-        lines += [*wrapped, ""]
-    per_page = 42
+        lines += [*textwrap.wrap(paragraph.replace("**", "").replace("`", ""), width), ""]
+    return lines
+
+
+def text_page(pdf: PdfPages, title: str, paragraphs: Sequence[str]) -> None:
+    """A4-landscape pages of wrapped text under a title."""
+    lines = plain_lines(paragraphs)
+    per_page = 40
     for start in range(0, max(len(lines), 1), per_page):
-        figure = plt.figure(figsize=(11.69, 8.27))
+        figure = plt.figure(figsize=A4_LANDSCAPE)
         figure.text(0.04, 0.95, title, fontsize=14, weight="bold")
-        figure.text(
-            0.04,
-            0.90,
-            "\n".join(lines[start : start + per_page]),
-            fontsize=7 if monospace else 8.5,
-            family="monospace" if monospace else "sans-serif",
-            va="top",
-        )
+        figure.text(0.04, 0.90, "\n".join(lines[start : start + per_page]), fontsize=9, va="top")
         pdf.savefig(figure)
         plt.close(figure)
+
+
+def table_figure(section: SweepSection, max_cell: int = 60) -> Figure:
+    """A page with the sweep's question, the table's caption and the table itself."""
+    figure = plt.figure(figsize=A4_LANDSCAPE)
+    figure.text(0.04, 0.95, section.table.name, fontsize=14, weight="bold")
+    intro = plain_lines([section.question, table_caption(section.table).replace("\n", " ")])
+    figure.text(0.04, 0.90, "\n".join(intro), fontsize=9, va="top")
+    header, _, *rows = (
+        [cell.strip().replace("\\|", "|")[:max_cell] for cell in line.strip("| ").split(" | ")]
+        for line in table_markdown(section.table).splitlines()
+    )
+    axes = figure.add_axes((0.02, 0.05, 0.96, 0.65))
+    axes.axis("off")
+    table = axes.table(
+        cellText=[[cell.replace("**", "") for cell in row] for row in rows],
+        colLabels=header,
+        loc="upper center",
+    )
+    table.auto_set_font_size(False)
+    table.set_fontsize(7.5)
+    table.auto_set_column_width(list(range(len(header))))
+    table.scale(1, 1.4)
+    return figure
 
 
 def image_page(pdf: PdfPages, image: Path) -> None:
@@ -246,9 +269,9 @@ def write_pdf(sections: Sequence[SweepSection], output_dir: Path, path: Path) ->
             [f"Every number here was measured on the {note}." for note in notes] + setup_lines(sections),
         )
         for section in sections:
-            table_lines = table_markdown(section.table).splitlines()
-            text_page(pdf, section.table.name, [section.question, table_caption(section.table)])
-            text_page(pdf, f"{section.table.name}: table", table_lines, monospace=True)
+            figure = table_figure(section)
+            pdf.savefig(figure)
+            plt.close(figure)
             text_page(pdf, f"{section.table.name}: conclusions", section.conclusions)
             for plot in section.plots:
                 image_page(pdf, plot)
