@@ -24,7 +24,7 @@ from omegaconf import OmegaConf
 from src.utils.run_files import atomic_write
 
 SEED_KEY = "seed"
-# Aggregated over the seeds of a configuration: (column stem, how a run gives its value(s)).
+# Aggregated over the seeds of a configuration into <stem>_mean and <stem>_std columns.
 MEAN_STD_COLUMNS = ("test_acc", "val_acc_best", "train_loss_final", "epoch_time_s")
 COMPLEXITY_COLUMNS = ("frontend_params", "backbone_params", "frontend_macs", "backbone_macs")
 
