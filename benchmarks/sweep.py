@@ -81,7 +81,7 @@ def measure(cfg: DictConfig, epochs: int) -> tuple[dict[str, float], dict[str, i
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model = build_model(run_config, datamodule.class_names)
+    model = build_model(run_config, datamodule.class_names, datamodule.clip_samples)
     loader = datamodule.train_dataloader()
     batches = list(loader)
     with torch.no_grad():

@@ -60,12 +60,15 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
     return [instantiate(entry) for entry in (cfg.get("logger") or {}).values()]
 
 
-def build_model(run_config: Mapping[str, Any], class_names: list[str]) -> ClassificationTask:
+def build_model(
+    run_config: Mapping[str, Any], class_names: list[str], clip_samples: int
+) -> ClassificationTask:
     """The task for a resolved run config: ``frontend`` and ``model`` (the backbone) groups."""
     return ClassificationTask(
         frontend=run_config["frontend"],
         backbone=run_config["model"],
         class_names=class_names,
+        clip_samples=clip_samples,
         optimizer=run_config["optimizer"],
         scheduler=run_config.get("scheduler"),
     )
@@ -145,7 +148,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("ckpt_path"):
         check_resumable(cfg.ckpt_path, run_config)
     datamodule = instantiate(cfg.data, _convert_="all")
-    model = build_model(run_config, datamodule.class_names)
+    model = build_model(run_config, datamodule.class_names, datamodule.clip_samples)
     callbacks = [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
     callbacks.append(RunConfigInCheckpoint(run_config))
     loggers = build_loggers(cfg)

@@ -26,6 +26,8 @@ def test_every_group_has_choices() -> None:
         "data",
         "frontend",
         "model",
+        "optimizer",
+        "scheduler",
         "trainer",
         "logger",
         "callbacks",
@@ -50,7 +52,7 @@ def test_frontend_and_model_configs_build_a_working_task(
     make_config: Callable[..., DictConfig], frontend: str, model: str
 ) -> None:
     cfg = make_config(f"frontend={frontend}", f"model={model}")
-    task = build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"])
+    task = build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"], 16000)
     assert task(torch.randn(3, 16000)).shape == (3, 2)
 
 
@@ -96,10 +98,10 @@ def test_test_config_requires_a_checkpoint(make_config: Callable[..., DictConfig
 def test_groups_not_dividing_channels_fail_at_instantiation(make_config: Callable[..., DictConfig]) -> None:
     cfg = make_config("model.groups=3")
     with pytest.raises(InstantiationException, match=r"model\.groups=3 does not divide"):
-        build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"])
+        build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"], 16000)
 
 
 def test_too_many_mels_fail_at_instantiation(make_config: Callable[..., DictConfig]) -> None:
     cfg = make_config("frontend.n_mels=400", "frontend.n_fft=256")
     with pytest.raises(InstantiationException, match=r"n_mels"):
-        build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"])
+        build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"], 16000)

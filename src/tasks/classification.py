@@ -20,13 +20,18 @@ class ClassificationTask(L.LightningModule):
 
     Both parts are built here from their configs, so a checkpoint rebuilds itself from its saved
     hyperparameters alone: the backbone is created with ``in_features=frontend.out_features`` and
-    ``num_classes=len(class_names)``. The frontend runs inside the model, on the training device.
+    ``num_classes=len(class_names)``, and a backbone config with ``num_frames: null`` (a model over a
+    fixed number of frames, e.g. ``linear``) gets ``frontend.num_frames(clip_samples)``. The frontend
+    runs inside the model, on the training device; a frontend with a ``constrain_()`` method (e.g. to
+    keep trainable mel filters non-negative) has it called after every optimiser step.
 
     Args:
         frontend: config (with ``_target_``) of a module ``(batch, time) -> (batch, features, frames)``
             that has an ``out_features`` attribute.
         backbone: config of a module ``(batch, features, frames) -> (batch, num_classes)``.
         class_names: class labels in index order.
+        clip_samples: samples per clip (the data's fixed clip length), for backbones that need the
+            number of frames.
         optimizer: partial config of a ``torch.optim`` optimizer (``_partial_: true``).
         scheduler: optional partial config of a ``torch.optim.lr_scheduler`` stepped every epoch.
 
@@ -39,6 +44,7 @@ class ClassificationTask(L.LightningModule):
         frontend: Mapping[str, Any],
         backbone: Mapping[str, Any],
         class_names: Sequence[str],
+        clip_samples: int,
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any] | None = None,
     ) -> None:
@@ -46,9 +52,10 @@ class ClassificationTask(L.LightningModule):
         self.save_hyperparameters(logger=False)
         self.class_names = list(class_names)
         self.frontend = instantiate(frontend)
-        self.backbone = instantiate(
-            backbone, in_features=self.frontend.out_features, num_classes=len(self.class_names)
-        )
+        sizes = {"in_features": self.frontend.out_features, "num_classes": len(self.class_names)}
+        if "num_frames" in backbone and backbone["num_frames"] is None:
+            sizes["num_frames"] = self.frontend.num_frames(clip_samples)
+        self.backbone = instantiate(backbone, **sizes)
         self.criterion = nn.CrossEntropyLoss()
         metrics = MetricCollection({"acc": MulticlassAccuracy(num_classes=len(self.class_names))})
         self.train_metrics = metrics.clone(prefix="train/")
@@ -67,6 +74,11 @@ class ClassificationTask(L.LightningModule):
         self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        constrain = getattr(self.frontend, "constrain_", None)
+        if constrain is not None:
+            constrain()
 
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
