@@ -26,6 +26,14 @@ from src.reporting.sweep_table import JobRun, SweepTable, sort_key
 from src.utils.run_files import atomic_write
 
 TRAIN_LOSS_TAG = "train/loss_epoch"
+# The trainable frontend's settings, as the study names them: (trainable_stft, trainable_mel) -> letter.
+TRAINABLE_STFT, TRAINABLE_MEL = "frontend.trainable_stft", "frontend.trainable_mel"
+FRONTEND_SETTINGS = {
+    ("false", "false"): "A",
+    ("false", "true"): "B",
+    ("true", "false"): "C",
+    ("true", "true"): "D",
+}
 ERROR_BARS = {
     "test_acc": "error bars: ±1 std over seeds",
     "epoch_time": "error bars: ±1 std over every epoch of every seed",
@@ -72,7 +80,17 @@ def is_numeric(values: Sequence[str]) -> bool:
 
 
 def series_label(row: dict[str, Any], keys: Sequence[str]) -> str:
-    return ", ".join(f"{key}={row[key]}" for key in keys) or "all runs"
+    """``model=linear, setting A`` for the values of ``keys`` in ``row``; the trainable frontend's two
+    flags become the study's setting letter."""
+    flags = (TRAINABLE_STFT, TRAINABLE_MEL)
+    parts = [f"{key}={row[key]}" for key in keys if key not in flags]
+    if all(flag in keys for flag in flags):
+        parts.append(
+            f"setting {FRONTEND_SETTINGS[(row[TRAINABLE_STFT].lower(), row[TRAINABLE_MEL].lower())]}"
+        )
+    else:
+        parts += [f"{key}={row[key]}" for key in keys if key in flags]
+    return ", ".join(parts) or "all runs"
 
 
 def annotate(figure: Figure, table: SweepTable, spread: str) -> None:
@@ -91,9 +109,26 @@ def save(figure: Figure, path: Path) -> Path:
     return path
 
 
+def axis_plots(
+    table: SweepTable,
+) -> dict[str, tuple[str, Callable[[dict[str, Any]], tuple[float, float | None]]]]:
+    """``AXIS_PLOTS`` and one plot per extra metric of the table (e.g. how far filters moved)."""
+
+    def extra(stem: str) -> Callable[[dict[str, Any]], tuple[float, float | None]]:
+        return lambda row: (row[f"{stem}_mean"], row[f"{stem}_std"])
+
+    return {
+        **AXIS_PLOTS,
+        **{
+            stem.removeprefix("frontend_"): (stem.replace("_", " "), extra(stem))
+            for stem in table.extra_stems
+        },
+    }
+
+
 def plot_against_axis(table: SweepTable, key: str, name: str, path: Path) -> Path:
-    """``name``'s y value (``AXIS_PLOTS``) against the swept ``key``, one line per other swept values."""
-    y_label, value_of = AXIS_PLOTS[name]
+    """``name``'s y value (``axis_plots``) against the swept ``key``, one line per other swept values."""
+    y_label, value_of = axis_plots(table)[name]
     others = [k for k in table.swept if k != key]
     values = sorted({row[key] for row in table.ok_rows}, key=sort_key)
     numeric = is_numeric(values)
@@ -123,7 +158,9 @@ def plot_against_axis(table: SweepTable, key: str, name: str, path: Path) -> Pat
     if others:
         axes.legend(fontsize=7)
     axes.set_title(f"{y_label} vs {key}")
-    annotate(figure, table, ERROR_BARS.get(name, ""))
+    annotate(
+        figure, table, ERROR_BARS.get(name, "" if name in AXIS_PLOTS else "error bars: ±1 std over seeds")
+    )
     return save(figure, path)
 
 
@@ -146,7 +183,7 @@ def plot_train_loss(table: SweepTable, path: Path) -> Path:
         epochs = min(len(curve) for curve in curves)
         losses = np.array([curve[:epochs] for curve in curves])
         x = np.arange(1, epochs + 1)
-        label = ", ".join(f"{k}={v}" for k, v in zip(table.swept, config, strict=True)) or "all runs"
+        label = series_label(dict(zip(table.swept, config, strict=True)), table.swept)
         (line,) = axes.plot(x, losses.mean(axis=0), marker=".", label=f"{label} ({len(curves)} seeds)")
         axes.fill_between(x, losses.min(axis=0), losses.max(axis=0), color=line.get_color(), alpha=0.2)
         drawn += 1
@@ -172,6 +209,6 @@ def write_plots(table: SweepTable, output_dir: Path) -> list[Path]:
     paths = [plot_train_loss(table, output_dir / "train_loss.png")]
     for key in table.swept:
         slug = axis_slug(key, table.swept)
-        for name in AXIS_PLOTS:
+        for name in axis_plots(table):
             paths.append(plot_against_axis(table, key, name, output_dir / f"{name}_vs_{slug}.png"))
     return paths

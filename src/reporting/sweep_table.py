@@ -24,6 +24,9 @@ from omegaconf import OmegaConf
 from src.utils.run_files import atomic_write
 
 SEED_KEY = "seed"
+# Metrics of metrics.json under this prefix (e.g. frontend/mel_distance, how far trainable filters
+# moved) get mean and std columns too, named with "/" as "_" (frontend_mel_distance_mean).
+EXTRA_METRIC_PREFIX = "frontend/"
 # Aggregated over the seeds of a configuration into <stem>_mean and <stem>_std columns.
 MEAN_STD_COLUMNS = ("test_acc", "val_acc_best", "train_loss_final", "epoch_time_s")
 COMPLEXITY_COLUMNS = ("frontend_params", "backbone_params", "frontend_macs", "backbone_macs")
@@ -61,8 +64,15 @@ class JobRun:
     def epoch_times(self) -> list[float]:
         return [float(t) for t in (self.summary or {}).get("epoch_times_s", [])]
 
+    def extra_metrics(self) -> list[str]:
+        """Names of this run's metrics under ``EXTRA_METRIC_PREFIX``."""
+        return [
+            name for name in (self.summary or {}).get("metrics", {}) if name.startswith(EXTRA_METRIC_PREFIX)
+        ]
+
     def value(self, stem: str) -> float:
-        """A per-run scalar of a ``MEAN_STD_COLUMNS`` or ``COMPLEXITY_COLUMNS`` entry (nan if absent)."""
+        """A per-run scalar of a ``MEAN_STD_COLUMNS``, ``COMPLEXITY_COLUMNS`` or extra metric column
+        (nan if absent)."""
         summary = self.summary or {}
         metrics = summary.get("metrics", {})
         complexity = summary.get("complexity", {})
@@ -71,6 +81,7 @@ class JobRun:
             "val_acc_best": metrics.get("val/acc_best"),
             "train_loss_final": metrics.get("train/loss_epoch"),
             **{stem: complexity.get(f"complexity/{stem}") for stem in COMPLEXITY_COLUMNS},
+            **{name.replace("/", "_"): metrics[name] for name in self.extra_metrics()},
         }
         value = sources.get(stem)
         return math.nan if value is None else float(value)
@@ -86,10 +97,12 @@ class SweepTable:
     fixed_overrides: dict[str, str]
     rows: list[dict[str, Any]]
     runs: list[JobRun]
+    extra_stems: tuple[str, ...] = ()
 
     @property
     def columns(self) -> list[str]:
-        stats = [f"{stem}_{kind}" for stem in MEAN_STD_COLUMNS for kind in ("mean", "std")]
+        stems = (*MEAN_STD_COLUMNS, *self.extra_stems)
+        stats = [f"{stem}_{kind}" for stem in stems for kind in ("mean", "std")]
         return [*self.swept, "seeds", "runs", "epochs", *stats, *COMPLEXITY_COLUMNS, "status", "error"]
 
     @property
@@ -182,6 +195,7 @@ def aggregate_runs(name: str, sweep_dirs: Sequence[Path], runs: Sequence[JobRun]
     (they do not depend on the seed).
     """
     swept, fixed = swept_keys(runs)
+    extra_stems = tuple(sorted({name.replace("/", "_") for run in runs for name in run.extra_metrics()}))
     by_config: dict[tuple[str, ...], list[JobRun]] = {}
     for run in runs:
         by_config.setdefault(run.configuration(swept), []).append(run)
@@ -195,7 +209,7 @@ def aggregate_runs(name: str, sweep_dirs: Sequence[Path], runs: Sequence[JobRun]
             row["seeds"] = " ".join(run.seed for run in ok)
             row["runs"] = len(ok)
             row["epochs"] = sum(len(run.epoch_times()) for run in ok)
-            for stem in MEAN_STD_COLUMNS:
+            for stem in (*MEAN_STD_COLUMNS, *extra_stems):
                 if stem == "epoch_time_s":
                     values = [t for run in ok for t in run.epoch_times()]
                 else:
@@ -216,6 +230,7 @@ def aggregate_runs(name: str, sweep_dirs: Sequence[Path], runs: Sequence[JobRun]
         fixed_overrides=fixed,
         rows=rows,
         runs=list(runs),
+        extra_stems=extra_stems,
     )
 
 
@@ -278,7 +293,8 @@ MARKDOWN_COLUMNS = (
 
 def table_markdown(table: SweepTable) -> str:
     """The table as Markdown, with what it was measured on; ``mean ± std`` over seeds."""
-    header = [*table.swept, "seeds", *(title for title, _ in MARKDOWN_COLUMNS), "status"]
+    extras = [stem.removeprefix("frontend_").replace("_", " ") for stem in table.extra_stems]
+    header = [*table.swept, "seeds", *(title for title, _ in MARKDOWN_COLUMNS), *extras, "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.rows:
         status = row["status"] if row["status"] == "ok" else f"**{row['status']}**: {row['error']}"
@@ -286,6 +302,7 @@ def table_markdown(table: SweepTable) -> str:
             *(str(row[key]) for key in table.swept),
             row["seeds"],
             *(render(row) for _, render in MARKDOWN_COLUMNS),
+            *(plus_minus(row.get(f"{stem}_mean"), row.get(f"{stem}_std"), 4) for stem in table.extra_stems),
             status,
         ]
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")

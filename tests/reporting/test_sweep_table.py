@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from src.reporting.aggregate_sweep import main
-from src.reporting.sweep_plots import train_loss_curve, write_plots
-from src.reporting.sweep_table import aggregate_sweep, write_table
+from src.reporting.sweep_plots import series_label, train_loss_curve, write_plots
+from src.reporting.sweep_table import aggregate_sweep, table_markdown, write_table
 from tests.reporting.sweep_folders import failed_summary, job_summary, write_job
 
 
@@ -126,3 +126,32 @@ def test_training_loss_curve_is_read_from_tensorboard_in_step_order(tmp_path: Pa
     job = write_job(tmp_path, 0, ["seed=1"], job_summary(0.9), train_losses=(0.7, 0.4, 0.1))
     assert train_loss_curve(job) == pytest.approx([0.7, 0.4, 0.1])
     assert train_loss_curve(tmp_path / "nothing") == []
+
+
+def test_frontend_metrics_get_columns_and_plots_and_settings_get_their_letters(tmp_path: Path) -> None:
+    sweep = tmp_path / "sweep"
+    num = 0
+    for stft in ("false", "true"):
+        for mel in ("false", "true"):
+            summary = job_summary(0.9)
+            summary["metrics"]["frontend/mel_distance"] = 0.1 if mel == "true" else 0.0
+            overrides = [
+                "frontend.n_mels=20",
+                f"frontend.trainable_stft={stft}",
+                f"frontend.trainable_mel={mel}",
+            ]
+            write_job(sweep, num, [*overrides, "seed=1"], summary)
+            write_job(sweep, num + 1, ["frontend.n_mels=40", *overrides[1:], "seed=1"], summary)
+            num += 2
+    table = aggregate_sweep("trainable_settings", [sweep])
+    assert table.extra_stems == ("frontend_mel_distance",)
+    assert [row["frontend_mel_distance_mean"] for row in table.rows[:4]] == [0.0, 0.0, 0.1, 0.1]
+    assert "mel distance" in table_markdown(table)
+    plots = {path.name for path in write_plots(table, tmp_path / "out")}
+    assert "mel_distance_vs_n_mels.png" in plots
+    assert [series_label(row, table.swept[1:]) for row in table.rows[:4]] == [
+        "setting A",  # swept keys in name order: trainable_mel before trainable_stft
+        "setting C",
+        "setting B",
+        "setting D",
+    ]
