@@ -11,11 +11,11 @@ temporaries (complex abs into the STFT's own memory, in-place power, offset and 
 from __future__ import annotations
 
 import math
-import warnings
 
 import torch
 from torch import Tensor, nn
-from torchaudio.functional import melscale_fbanks
+
+from src.frontends.mel import triangular_mel_fbanks
 
 
 class LogMelFilterBanks(nn.Module):
@@ -90,25 +90,15 @@ class LogMelFilterBanks(nn.Module):
             ValueError: when some filter falls between two FFT bins and is all zero (``n_mels`` too
                 large for ``n_fft`` and the ``f_min``-``f_max`` range): its feature would be constant.
         """
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # replaced by the error below
-            fbanks = melscale_fbanks(
-                n_freqs=self.n_fft // 2 + 1,
-                f_min=self.f_min,
-                f_max=self.f_max,
-                n_mels=self.n_mels,
-                sample_rate=self.sample_rate,
-                norm=self.norm,
-                mel_scale=self.mel_scale,
-            )
-        empty = int((fbanks.max(dim=0).values == 0).sum())
-        if empty:
-            raise ValueError(
-                f"n_mels={self.n_mels} is too large for n_fft={self.n_fft} over "
-                f"{self.f_min}-{self.f_max} Hz: {empty} mel filters fall between FFT bins and are all "
-                "zero. Lower frontend.n_mels or raise frontend.n_fft."
-            )
-        return fbanks
+        return triangular_mel_fbanks(
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+            f_min=self.f_min,
+            f_max=self.f_max,
+            n_mels=self.n_mels,
+            norm=self.norm,
+            mel_scale=self.mel_scale,
+        )
 
     def spectrogram(self, x: Tensor) -> Tensor:
         """Magnitude spectrogram raised to ``power``: ``(batch, time) -> (batch, n_fft // 2 + 1, frames)``."""

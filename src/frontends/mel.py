@@ -1,0 +1,104 @@
+"""Mel-scale helpers shared by the log-mel frontends: the triangular filterbank with its config check, and
+the mel <-> Hz conversions used to build filters differentiably from trainable centres and bandwidths.
+
+The conversions repeat torchaudio's formulas operation for operation, so that filters built from the
+same mel points are bit-identical to ``torchaudio.functional.melscale_fbanks``.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import torch
+from torch import Tensor
+from torchaudio.functional import melscale_fbanks
+
+# Slaney (Auditory Toolbox) mel scale: linear below 1 kHz, logarithmic above, as in torchaudio and librosa.
+_SLANEY_HZ_PER_MEL = 200.0 / 3
+_SLANEY_MIN_LOG_HZ = 1000.0
+_SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_HZ_PER_MEL
+_SLANEY_LOG_STEP = math.log(6.4) / 27.0
+
+
+def triangular_mel_fbanks(
+    *,
+    sample_rate: int,
+    n_fft: int,
+    f_min: float,
+    f_max: float,
+    n_mels: int,
+    norm: str | None,
+    mel_scale: str,
+) -> Tensor:
+    """Triangular mel filters of shape ``(n_fft // 2 + 1, n_mels)``; one column per filter.
+
+    Exactly ``torchaudio.functional.melscale_fbanks`` on ``n_fft // 2 + 1`` bins, in the default dtype.
+
+    Raises:
+        ValueError: when some filter falls between two FFT bins and is all zero (``n_mels`` too
+            large for ``n_fft`` and the ``f_min``-``f_max`` range): its feature would be constant.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # replaced by the error below
+        fbanks = melscale_fbanks(
+            n_freqs=n_fft // 2 + 1,
+            f_min=f_min,
+            f_max=f_max,
+            n_mels=n_mels,
+            sample_rate=sample_rate,
+            norm=norm,
+            mel_scale=mel_scale,
+        )
+    empty = int((fbanks.max(dim=0).values == 0).sum())
+    if empty:
+        raise ValueError(
+            f"n_mels={n_mels} is too large for n_fft={n_fft} over "
+            f"{f_min}-{f_max} Hz: {empty} mel filters fall between FFT bins and are all "
+            "zero. Lower frontend.n_mels or raise frontend.n_fft."
+        )
+    return fbanks
+
+
+def hz_to_mel(freq: float, mel_scale: str = "htk") -> float:
+    """One frequency in Hz to mels (``"htk"`` or ``"slaney"`` scale), in double precision."""
+    if mel_scale == "htk":
+        return 2595.0 * math.log10(1.0 + freq / 700.0)
+    if mel_scale == "slaney":
+        if freq >= _SLANEY_MIN_LOG_HZ:
+            return _SLANEY_MIN_LOG_MEL + math.log(freq / _SLANEY_MIN_LOG_HZ) / _SLANEY_LOG_STEP
+        return freq / _SLANEY_HZ_PER_MEL
+    raise ValueError(f'mel_scale must be "htk" or "slaney", got {mel_scale!r}; set frontend.mel_scale=')
+
+
+def mel_to_hz(mels: Tensor, mel_scale: str = "htk") -> Tensor:
+    """Mels to Hz, elementwise and differentiable: ``(...) -> (...)``.
+
+    Uses ``torch.where`` instead of torchaudio's masked assignment so that autograd sees both pieces of
+    the Slaney scale; the values are the same.
+    """
+    if mel_scale == "htk":
+        return 700.0 * (10.0 ** (mels / 2595.0) - 1.0)
+    if mel_scale == "slaney":
+        linear = 0.0 + _SLANEY_HZ_PER_MEL * mels
+        logarithmic = _SLANEY_MIN_LOG_HZ * torch.exp(_SLANEY_LOG_STEP * (mels - _SLANEY_MIN_LOG_MEL))
+        return torch.where(mels >= _SLANEY_MIN_LOG_MEL, logarithmic, linear)
+    raise ValueError(f'mel_scale must be "htk" or "slaney", got {mel_scale!r}; set frontend.mel_scale=')
+
+
+def triangular_filters(freqs: Tensor, left: Tensor, centre: Tensor, right: Tensor) -> Tensor:
+    """Triangles rising from ``left`` to 1 at ``centre`` and falling to 0 at ``right`` (all in Hz).
+
+    Args:
+        freqs: Frequencies of the FFT bins, ``(n_freqs,)``.
+        left: Lower edge of each filter, ``(n_mels,)``.
+        centre: Peak of each filter, ``(n_mels,)``.
+        right: Upper edge of each filter, ``(n_mels,)``.
+
+    Returns:
+        Filters of shape ``(n_freqs, n_mels)``, computed as torchaudio's ``_create_triangular_filterbank``
+        does, so equal edges give equal filters.
+    """
+    up = (freqs.unsqueeze(1) - left) / (centre - left)  # rising slope, (n_freqs, n_mels)
+    down = (right - freqs.unsqueeze(1)) / (right - centre)  # falling slope
+    return torch.clamp_min(torch.minimum(up, down), 0.0)

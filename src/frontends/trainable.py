@@ -1,0 +1,355 @@
+"""Log-mel frontend with a trainable STFT and/or mel filterbank, after nnAudio.
+
+Reproduces the front-end of Heung, Cheuk & Herremans (2022), "Understanding Audio Features via Trainable
+Basis Functions", which trains nnAudio's STFT kernels and mel filters with the classifier, without that
+code's known pitfalls:
+
+* the power spectrum is ``re² + im²``, never ``|z| ** 2`` through ``sqrt``, so silence (``z = 0``) gives
+  finite gradients instead of NaN;
+* frequency bins are masked out by multiplying with a fixed mask, not by writing zeros in place into
+  tensors that autograd needs;
+* fixed and trainable settings differ only in which tensors are ``nn.Parameter`` and which are buffers.
+
+The four settings of the study map onto two flags:
+
+* A: ``trainable_stft=False, trainable_mel=False``: no parameters;
+* B: ``trainable_stft=False, trainable_mel=True``: ``mel_fbanks``;
+* C: ``trainable_stft=True, trainable_mel=False``: ``stft_real``, ``stft_imag``;
+* D: ``trainable_stft=True, trainable_mel=True``: ``stft_real``, ``stft_imag``, ``mel_fbanks``.
+
+With ``filterbank="parametric"``, ``mel_fbanks`` is replaced by ``mel_centres`` and ``mel_bandwidths``.
+At initialisation every setting computes the same features as ``LogMelFilterBanks`` with the same
+arguments, up to float32 rounding of a direct (conv1d) DFT against the FFT.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from src.frontends.mel import hz_to_mel, mel_to_hz, triangular_filters, triangular_mel_fbanks
+
+FILTERBANKS = ("matrix", "parametric")
+# Parametric filters never get narrower than this (in mel), so their slopes stay finite; far below the
+# spacing of any usable mel filterbank (about 2840 mel / (n_mels + 1) up to 8 kHz).
+MIN_BANDWIDTH_MEL = 0.01
+
+
+def fourier_kernels(n_fft: int, win_length: int, dtype: torch.dtype | None = None) -> tuple[Tensor, Tensor]:
+    """Windowed DFT kernels, the real and imaginary parts of ``torch.stft``'s basis.
+
+    The periodic Hann window of ``win_length`` is zero-padded on both sides to ``n_fft`` exactly as
+    ``torch.stft`` pads it (``(n_fft - win_length) // 2`` zeros on the left). Computed in float64 with the
+    angle reduced modulo ``n_fft`` in integers, then cast.
+
+    Args:
+        n_fft: Kernel length and DFT size.
+        win_length: Hann window length, at most ``n_fft``.
+        dtype: dtype of the result; ``None`` means the default dtype.
+
+    Returns:
+        ``(real, imag)``, each ``(n_fft // 2 + 1, n_fft)``: ``real[k, n] = w[n] cos(2 pi k n / n_fft)`` and
+        ``imag[k, n] = -w[n] sin(2 pi k n / n_fft)``, so that ``x @ real.T + 1j * x @ imag.T`` is the
+        one-sided DFT of a windowed frame ``x``.
+    """
+    window = torch.hann_window(win_length, dtype=torch.float64)
+    left = (n_fft - win_length) // 2
+    window = F.pad(window, (left, n_fft - win_length - left))
+    bins = torch.arange(n_fft // 2 + 1).unsqueeze(1)
+    samples = torch.arange(n_fft).unsqueeze(0)
+    angle = (2 * math.pi / n_fft) * ((bins * samples) % n_fft).to(torch.float64)
+    dtype = dtype if dtype is not None else torch.get_default_dtype()
+    return (window * torch.cos(angle)).to(dtype), (-window * torch.sin(angle)).to(dtype)
+
+
+class TrainableLogMel(nn.Module):
+    """Waveform to log mel energies with trainable parts: ``(batch, time) -> (batch, n_mels, frames)``.
+
+    The STFT is a strided ``conv1d`` with ``2 * (n_fft // 2 + 1)`` windowed Fourier kernels of length
+    ``n_fft`` (real parts ``stft_real``, imaginary parts ``stft_imag``, each ``(n_fft // 2 + 1, n_fft)``),
+    after reflect-padding by ``n_fft // 2`` when ``center``; then ``re² + im²`` (raised to ``power / 2``
+    when ``power != 2``), the mel projection, and ``log(mel + log_offset)``.
+
+    Tensors (parameters when trainable, buffers otherwise; the state-dict keys are the same in every
+    setting):
+
+    * ``stft_real``, ``stft_imag``: ``(n_fft // 2 + 1, n_fft)``, trainable when ``trainable_stft``;
+    * ``filterbank="matrix"``: ``mel_fbanks`` ``(n_fft // 2 + 1, n_mels)``, trainable when ``trainable_mel``;
+    * ``filterbank="parametric"``: ``mel_centres`` ``(n_mels,)`` and ``mel_bandwidths`` ``(2, n_mels)``,
+      trainable when ``trainable_mel`` (see :meth:`mel_filters`);
+    * always buffers: ``freq_mask`` ``(n_fft // 2 + 1,)``, ``fft_freqs`` ``(n_fft // 2 + 1,)``, and the
+      initial values ``stft_real_init``, ``stft_imag_init``, ``mel_fbanks_init`` used by
+      :meth:`filter_distance`.
+
+    Args:
+        sample_rate: Sample rate of the input waveform in Hz.
+        n_fft: FFT size; the spectrogram has ``n_fft // 2 + 1`` frequency bins.
+        win_length: Hann window length, zero-padded on both sides to ``n_fft``. ``None`` means ``n_fft``.
+        hop_length: Samples between successive frames (the conv1d stride). ``None`` means
+            ``win_length // 2``.
+        f_min: Lowest mel filter edge in Hz.
+        f_max: Highest mel filter edge in Hz. ``None`` means ``sample_rate // 2`` (as in torchaudio).
+        n_mels: Number of mel filters, i.e. features per frame.
+        power: Exponent of the magnitude spectrogram; 2.0 (the default) is ``re² + im²`` with no root.
+            Other values compute ``max(re² + im², tiny) ** (power / 2)``, which keeps gradients finite at
+            silence (``tiny`` is the dtype's smallest normal number, far below ``log_offset``).
+        center: Pad the waveform by ``n_fft // 2`` on both sides so that frame ``t`` is centred at
+            ``t * hop_length``.
+        pad_mode: Padding mode used when ``center`` is true (``"reflect"``, ``"constant"``, ...).
+        norm: ``None``, or ``"slaney"`` to divide each triangular filter by its bandwidth.
+        mel_scale: ``"htk"`` or ``"slaney"`` mel scale.
+        log_offset: Constant added to the mel energies before the natural logarithm.
+        trainable_stft: Make the STFT kernels parameters (settings C and D).
+        trainable_mel: Make the mel filterbank (or its centres and bandwidths) parameters (B and D).
+        random_mel: Initialise the ``"matrix"`` filterbank with values uniform in ``[0, max]`` of the
+            triangular filterbank, drawn from the global torch RNG, instead of triangular filters.
+        nonnegative_mel: Let :meth:`constrain_` clamp a trainable ``"matrix"`` filterbank to ``>= 0``.
+        maskout: ``[low_bin, high_bin)``: STFT bins set to zero by a fixed multiplicative mask, or ``None``.
+        filterbank: ``"matrix"`` (a free ``(n_freqs, n_mels)`` matrix) or ``"parametric"`` (triangles from
+            trainable centres and bandwidths, FastAudio-style).
+
+    Raises:
+        ValueError: for an argument that cannot work, naming the ``frontend.<key>=`` to change.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 16000,
+        n_fft: int = 400,
+        win_length: int | None = None,
+        hop_length: int | None = 160,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        n_mels: int = 80,
+        power: float = 2.0,
+        center: bool = True,
+        pad_mode: str = "reflect",
+        norm: str | None = None,
+        mel_scale: str = "htk",
+        log_offset: float = 1e-6,
+        trainable_stft: bool = False,
+        trainable_mel: bool = False,
+        random_mel: bool = False,
+        nonnegative_mel: bool = False,
+        maskout: Sequence[int] | None = None,
+        filterbank: str = "matrix",
+    ) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.win_length = win_length if win_length is not None else n_fft
+        self.hop_length = hop_length if hop_length is not None else self.win_length // 2
+        self.f_min = f_min
+        self.f_max = f_max if f_max is not None else float(sample_rate // 2)
+        self.n_mels = n_mels
+        self.power = power
+        self.center = center
+        self.pad_mode = pad_mode
+        self.norm = norm
+        self.mel_scale = mel_scale
+        self.log_offset = log_offset
+        self.trainable_stft = trainable_stft
+        self.trainable_mel = trainable_mel
+        self.random_mel = random_mel
+        self.nonnegative_mel = nonnegative_mel
+        self.filterbank = filterbank
+        self.n_freqs = n_fft // 2 + 1
+        self.out_features: int = n_mels
+
+        if not 0 < self.win_length <= n_fft:
+            raise ValueError(
+                f"win_length must be in (0, n_fft={n_fft}], got {self.win_length}: "
+                "change frontend.win_length= or frontend.n_fft="
+            )
+        if self.hop_length <= 0:
+            raise ValueError(f"hop_length must be positive, got {self.hop_length}: set frontend.hop_length=")
+        if power <= 0:
+            raise ValueError(f"power must be positive, got {power}: set frontend.power=")
+        if f_min > self.f_max:
+            raise ValueError(
+                f"require f_min ({f_min}) <= f_max ({self.f_max}): change frontend.f_min= or frontend.f_max="
+            )
+        if filterbank not in FILTERBANKS:
+            raise ValueError(f"frontend.filterbank={filterbank} is not one of {', '.join(FILTERBANKS)}")
+        if random_mel and filterbank != "matrix":
+            raise ValueError(
+                "frontend.random_mel=true initialises a free filter matrix; it needs "
+                f"frontend.filterbank=matrix, got frontend.filterbank={filterbank}"
+            )
+        self.maskout = self._check_maskout(maskout)
+
+        # the same check (and message) as LogMelFilterBanks for n_mels too large
+        triangular = triangular_mel_fbanks(
+            sample_rate=sample_rate,
+            n_fft=n_fft,
+            f_min=f_min,
+            f_max=self.f_max,
+            n_mels=n_mels,
+            norm=norm,
+            mel_scale=mel_scale,
+        )
+
+        real, imag = fourier_kernels(n_fft, self.win_length)
+        self._register("stft_real", real, trainable_stft)
+        self._register("stft_imag", imag, trainable_stft)
+
+        mask = torch.ones(self.n_freqs)
+        if self.maskout is not None:
+            mask[self.maskout[0] : self.maskout[1]] = 0.0
+        self.register_buffer("freq_mask", mask)
+        self.register_buffer("fft_freqs", torch.linspace(0, sample_rate // 2, self.n_freqs))
+
+        if filterbank == "matrix":
+            fbanks = torch.rand_like(triangular) * triangular.max() if random_mel else triangular
+            self._register("mel_fbanks", fbanks, trainable_mel)
+        else:
+            # centres and lower/upper half-widths in mel, from the points torchaudio places its edges at
+            points = torch.linspace(hz_to_mel(f_min, mel_scale), hz_to_mel(self.f_max, mel_scale), n_mels + 2)
+            centres = points[1:-1].clone()
+            bandwidths = torch.stack([points[1:-1] - points[:-2], points[2:] - points[1:-1]])
+            self._register("mel_centres", centres, trainable_mel)
+            self._register("mel_bandwidths", bandwidths, trainable_mel)
+
+        self.register_buffer("stft_real_init", real.clone())
+        self.register_buffer("stft_imag_init", imag.clone())
+        with torch.no_grad():
+            self.register_buffer("mel_fbanks_init", self.mel_filters().clone())
+
+    def _check_maskout(self, maskout: Sequence[int] | None) -> list[int] | None:
+        """``maskout`` as ``[low_bin, high_bin]`` ints, or ``None``."""
+        if maskout is None:
+            return None
+        bounds = [int(b) for b in maskout]
+        if len(bounds) != 2 or not 0 <= bounds[0] < bounds[1] <= self.n_freqs:
+            raise ValueError(
+                f"frontend.maskout={list(maskout)} must be [low_bin, high_bin] with "
+                f"0 <= low_bin < high_bin <= n_fft // 2 + 1 = {self.n_freqs}, or null"
+            )
+        return bounds
+
+    def _register(self, name: str, tensor: Tensor, trainable: bool) -> None:
+        """Register ``tensor`` as a parameter when ``trainable``, else as a buffer, under ``name``."""
+        if trainable:
+            self.register_parameter(name, nn.Parameter(tensor))
+        else:
+            self.register_buffer(name, tensor)
+
+    def mel_filters(self) -> Tensor:
+        """The current mel filterbank, ``(n_fft // 2 + 1, n_mels)``; one column per filter.
+
+        ``"matrix"``: ``mel_fbanks`` itself. ``"parametric"``: triangles built (differentiably, on every call)
+        from ``mel_centres`` (in mel) and ``mel_bandwidths`` (row 0: centre minus lower edge, row 1: upper
+        edge minus centre, in mel, floored at ``MIN_BANDWIDTH_MEL``): edges and centre are converted to Hz
+        and the filters computed as ``torchaudio.functional.melscale_fbanks`` does, including its
+        ``norm="slaney"`` scaling by ``2 / (upper - lower)`` Hz. At initialisation the edges are the mel
+        points torchaudio uses, so the filters equal the triangular filterbank to float rounding.
+        """
+        if self.filterbank == "matrix":
+            return self.mel_fbanks
+        widths = self.mel_bandwidths.clamp_min(MIN_BANDWIDTH_MEL)
+        edges = torch.stack([self.mel_centres - widths[0], self.mel_centres, self.mel_centres + widths[1]])
+        lower, centre, upper = mel_to_hz(edges, self.mel_scale)
+        filters = triangular_filters(self.fft_freqs, lower, centre, upper)
+        if self.norm == "slaney":
+            filters = filters * (2.0 / (upper - lower))
+        return filters
+
+    def stft_kernels(self) -> Tensor:
+        """The current real-part STFT kernels, ``(n_fft // 2 + 1, n_fft)``; row ``k`` analyses bin ``k``."""
+        return self.stft_real
+
+    def spectrogram(self, x: Tensor) -> Tensor:
+        """Power spectrogram by conv1d: ``(batch, time) -> (batch, n_fft // 2 + 1, frames)``.
+
+        Bins in ``maskout`` are zero (multiplied by the fixed ``freq_mask``).
+        """
+        signal = x.unsqueeze(1)  # (batch, 1, time)
+        if self.center:
+            signal = F.pad(signal, (self.n_fft // 2, self.n_fft // 2), mode=self.pad_mode)
+        kernels = torch.cat([self.stft_real, self.stft_imag]).unsqueeze(1)  # (2 * n_freqs, 1, n_fft)
+        real, imag = F.conv1d(signal, kernels, stride=self.hop_length).split(self.n_freqs, dim=1)
+        spec = real.square() + imag.square()  # no sqrt: finite gradient at z = 0
+        if self.power != 2.0:
+            spec = spec.clamp_min(torch.finfo(spec.dtype).tiny).pow(self.power / 2)
+        if self.maskout is not None:
+            spec = spec * self.freq_mask.unsqueeze(-1)
+        return spec
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Log mel energies: ``(batch, time) -> (batch, n_mels, frames)``.
+
+        ``frames = 1 + time // hop_length`` when ``center`` is true, else
+        ``1 + (time - n_fft) // hop_length``.
+        """
+        if x.dim() != 2:
+            raise ValueError(f"expected a waveform of shape (batch, time), got {tuple(x.shape)}")
+        spec = self.spectrogram(x)
+        # (batch, frames, freqs) @ (freqs, n_mels) -> (batch, frames, n_mels) -> (batch, n_mels, frames)
+        mel = torch.matmul(spec.transpose(-1, -2), self.mel_filters()).transpose(-1, -2)
+        return torch.log(mel + self.log_offset)
+
+    @torch.no_grad()
+    def constrain_(self) -> None:
+        """Clamp a trainable ``"matrix"`` filterbank to ``>= 0`` in place when ``nonnegative_mel``.
+
+        Meant to run after each optimiser step. A no-op when ``nonnegative_mel`` is off, the mel filters
+        are fixed, or the filterbank is ``"parametric"`` (its triangles are non-negative by construction).
+        """
+        if self.nonnegative_mel and self.trainable_mel and self.filterbank == "matrix":
+            self.mel_fbanks.clamp_(min=0.0)
+
+    @torch.no_grad()
+    def filter_distance(self) -> dict[str, float]:
+        """How far the trainable parts moved from initialisation: ``||W - W0||_F / ||W0||_F``.
+
+        Keys: ``"mel"`` (the filters of :meth:`mel_filters` against ``mel_fbanks_init``) and ``"stft"``
+        (real and imaginary kernels together against ``stft_real_init``/``stft_imag_init``); 0.0 for a
+        fixed part.
+        """
+
+        def relative(current: Tensor, initial: Tensor) -> float:
+            return float(torch.linalg.norm(current - initial) / torch.linalg.norm(initial))
+
+        stft = 0.0
+        if self.trainable_stft:
+            stft = relative(
+                torch.cat([self.stft_real, self.stft_imag]),
+                torch.cat([self.stft_real_init, self.stft_imag_init]),
+            )
+        mel = relative(self.mel_filters(), self.mel_fbanks_init) if self.trainable_mel else 0.0
+        return {"mel": mel, "stft": stft}
+
+    def num_frames(self, num_samples: int) -> int:
+        """Number of frames produced for a clip of ``num_samples`` samples."""
+        if self.center:
+            return 1 + num_samples // self.hop_length
+        return 1 + (num_samples - self.n_fft) // self.hop_length
+
+    def analytic_macs(self, num_samples: int) -> int:
+        """Multiply-accumulates for one clip that ptflops' ``aten`` backend does not count.
+
+        ptflops (``backend="aten"``) sees the STFT ``conv1d`` (``frames * 2 * (n_fft // 2 + 1) * n_fft``
+        MACs, windowing included since the window is baked into the kernels) and the mel projection
+        (``frames * (n_fft // 2 + 1) * n_mels``). This returns the rest, with ``F = n_fft // 2 + 1``:
+
+        * power ``re² + im²``: 2 MACs per bin and frame, whatever ``power`` is (as ``LogMelFilterBanks``);
+        * ``maskout``: 1 MAC per bin and frame for the mask multiply, when set;
+        * ``filterbank="parametric"``: building the filters, once per clip: 2 MACs per entry of the
+          ``(F, n_mels)`` matrix (the rising and the falling slope), plus 1 per entry for ``norm="slaney"``.
+
+        Padding, the root for ``power != 2``, the mel-to-Hz conversion of ``3 * n_mels`` edges, the log
+        offset and the logarithm are not MACs.
+
+        Args:
+            num_samples: Length of the clip in samples.
+        """
+        per_frame = 2 * self.n_freqs + (self.n_freqs if self.maskout is not None else 0)
+        per_clip = 0
+        if self.filterbank == "parametric":
+            per_clip = (3 if self.norm == "slaney" else 2) * self.n_freqs * self.n_mels
+        return self.num_frames(num_samples) * per_frame + per_clip
