@@ -27,6 +27,11 @@ requires_real_sample = pytest.mark.skipif(
 )
 
 
+def choices(group: str) -> list[str]:
+    """The config files of ``conf/<group>/``, by name."""
+    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+
+
 @pytest.fixture(scope="session")
 def tiny_corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder holding ``SpeechCommands/speech_commands_v0.02`` generated with few speakers."""

@@ -14,11 +14,7 @@ from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from src.training import build_model
-from tests.conftest import CONFIG_DIR
-
-
-def choices(group: str) -> list[str]:
-    return sorted(path.stem for path in (CONFIG_DIR / group).glob("*.yaml"))
+from tests.conftest import choices
 
 
 def test_every_group_has_choices() -> None:

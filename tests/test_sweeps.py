@@ -134,13 +134,15 @@ def test_joblib_launcher_runs_the_jobs_in_parallel(tmp_path: Path, tiny_corpus_r
     assert [(row["frontend.n_mels"], row["status"]) for row in rows] == [("20", "ok"), ("40", "ok")]
 
 
-def test_design_card_grid_runs_as_written(tmp_path: Path, tiny_corpus_root: Path) -> None:
-    result = run_sweep(
-        tmp_path, tiny_corpus_root, "frontend.n_mels=20,40,80", "model.groups=1,2,4,8,16", "seed=1"
-    )
+@pytest.mark.parametrize("model", [[], ["model=bcresnet"]], ids=["conv1d", "bcresnet"])
+def test_design_card_grid_runs_as_written(tmp_path: Path, tiny_corpus_root: Path, model: list[str]) -> None:
+    grid = [*model, "frontend.n_mels=20,40,80", "model.groups=1,2,4,8,16"]
+    result = run_sweep(tmp_path, tiny_corpus_root, *grid, "seed=1")
     assert result.returncode == 0, output(result)
     rows = read_rows(tmp_path / "sweep_results" / "train" / "results.csv")
     assert len(rows) == 15 and {row["status"] for row in rows} == {"ok"}
+    params = {(row["frontend.n_mels"], row["model.groups"]): int(row["backbone_params"]) for row in rows}
+    assert params[("40", "16")] < params[("40", "4")] < params[("40", "1")]
     assert (tmp_path / "sweep_results" / "train" / "epoch_time_vs_groups.png").is_file()
 
 

@@ -16,7 +16,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from src.training import train
-from tests.conftest import REPO_ROOT, TINY_CORPUS_SPEAKERS
+from tests.conftest import REPO_ROOT, TINY_CORPUS_SPEAKERS, choices
 
 # A real but short fit: one epoch of a few batches, so checkpoints are written.
 SHORT_FIT = [
@@ -70,6 +70,17 @@ def test_fast_dev_run_trains_tests_and_writes_metrics(
     assert complexity["complexity/total_macs"] == (
         complexity["complexity/frontend_macs"] + complexity["complexity/backbone_macs"]
     )
+
+
+@pytest.mark.parametrize("frontend", choices("frontend"))
+@pytest.mark.parametrize("model", choices("model"))
+def test_every_frontend_and_model_runs_fast_dev_run(
+    make_config: Callable[..., DictConfig], frontend: str, model: str
+) -> None:
+    summary = train(make_config(f"frontend={frontend}", f"model={model}"))
+    assert summary["status"] == "ok"
+    assert 0.0 <= summary["metrics"]["test/acc"] <= 1.0
+    assert summary["complexity"]["complexity/backbone_params"] > 0
 
 
 @pytest.mark.parametrize("logger", ["csv", "tensorboard_csv"])
