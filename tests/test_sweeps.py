@@ -4,6 +4,7 @@ failing job, the parallel launcher, the full grid of the design card, the Optuna
 from __future__ import annotations
 
 import csv
+import math
 import os
 import subprocess
 import sys
@@ -75,12 +76,15 @@ def test_the_committed_sweeps_are_experiment_files() -> None:
 def test_every_sweep_experiment_is_aggregated_with_its_plots(swept_project: Path, experiment: str) -> None:
     results = swept_project / "sweep_results" / experiment
     rows = read_rows(results / "results.csv")
-    ((key, values),) = swept_values(experiment).items()
-    assert [row[key] for row in rows] == values
+    swept = swept_values(experiment)
+    assert len(rows) == math.prod(len(values) for values in swept.values())
+    for key, values in swept.items():
+        assert sorted({row[key] for row in rows}) == sorted(values)
     assert all(row["status"] == "ok" and row["seeds"] == "1 2" and row["runs"] == "2" for row in rows)
     assert all(0 <= float(row["test_acc_mean"]) <= 1 and int(row["backbone_params"]) > 0 for row in rows)
-    slug = key.rsplit(".", 1)[-1]
-    expected = {"train_loss.png", *(f"{name}_vs_{slug}.png" for name in PLOTS_PER_SWEPT_KEY)}
+    expected = {"train_loss.png"} | {
+        f"{name}_vs_{key.rsplit('.', 1)[-1]}.png" for key in swept for name in PLOTS_PER_SWEPT_KEY
+    }
     assert expected <= {path.name for path in results.glob("*.png")}
     assert "fast_dev_run" in (results / "results.md").read_text()
 
