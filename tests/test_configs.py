@@ -76,8 +76,26 @@ def test_callback_configs_instantiate(make_config: Callable[..., DictConfig], ca
 @pytest.mark.parametrize("experiment", choices("experiment"))
 def test_experiment_configs_compose(make_config: Callable[..., DictConfig], experiment: str) -> None:
     cfg = make_config(f"experiment={experiment}")
-    OmegaConf.to_container(cfg, resolve=True)
-    assert cfg.data._target_ and cfg.frontend._target_ and cfg.model._target_
+    task = build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"], 16000)
+    assert isinstance(task.configure_optimizers()["optimizer"], torch.optim.Optimizer)
+
+
+def test_bcresnet_recipe_is_the_papers(make_config: Callable[..., DictConfig]) -> None:
+    cfg = make_config("experiment=bcresnet_recipe")
+    assert cfg.model._target_.endswith("BCResNet")
+    assert (cfg.optimizer._target_, cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (
+        "torch.optim.SGD",
+        0.1,
+        0.9,
+        1e-3,
+    )
+    assert (cfg.scheduler._target_, cfg.scheduler.warmup_epochs) == ("src.utils.schedulers.warmup_cosine", 5)
+    assert (cfg.frontend.n_mels, cfg.frontend.n_fft, cfg.frontend.win_length, cfg.frontend.hop_length) == (
+        40,
+        512,
+        480,
+        160,
+    )
 
 
 def test_paths_follow_the_run_folder(make_config: Callable[..., DictConfig], tmp_path: Path) -> None:

@@ -135,6 +135,24 @@ def test_tensorboard_gets_scalars_complexity_and_spectrogram(
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= hparams_tags
 
 
+def test_trainable_frontend_logs_its_filters_and_how_far_they_moved(
+    make_config: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    summary = train(
+        make_config(
+            *SHORT_FIT, "frontend=trainable", "frontend.trainable_mel=true", "model=linear", trainer="cpu"
+        )
+    )
+    assert summary["metrics"]["frontend/mel_distance"] > 0  # trained
+    assert summary["metrics"]["frontend/stft_distance"] == 0  # fixed in setting B
+    (event_dir,) = {path.parent for path in (tmp_path / "run" / "tensorboard").rglob("events.out.tfevents.*")}
+    events = EventAccumulator(str(event_dir), size_guidance={"images": 0}).Reload()
+    assert {"frontend/mel_distance", "frontend/stft_distance"} <= set(events.Tags()["scalars"])
+    for tag in ("frontend/mel_filters", "frontend/stft_kernels"):
+        steps = [image.step for image in events.Images(tag)]
+        assert len(steps) == 2 and steps[0] == 0 < steps[1]  # at the start and at the end of fit
+
+
 def test_same_seed_gives_same_metrics_and_another_seed_does_not(
     make_config: Callable[..., DictConfig],
 ) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import statistics
 from collections.abc import Sequence
 from typing import Any
 
-from src.reporting.sweep_table import SweepTable, sort_key
+from src.reporting.sweep_table import TRAINABLE_MEL, TRAINABLE_STFT, SweepTable, setting_letter, sort_key
 
 # A step of the swept key "reduces MACs" when they fall by more than this fraction.
 MACS_FALL = 0.05
@@ -125,4 +126,48 @@ def scaling_conclusions(table: SweepTable, key: str) -> list[str]:
     else:
         if macs_high < macs_low:
             sentences.append("Epoch time falls at every step where MACs fall by more than 5%.")
+    return sentences
+
+
+def settings_conclusions(table: SweepTable) -> list[str]:
+    """For a sweep over both trainable-frontend flags: per value of the other categorical keys (e.g.
+    each model), test accuracy of settings B, C, D against A, pooling every numeric value (e.g. all
+    n_mels) and seed; a difference counts when it exceeds twice its standard error."""
+    if TRAINABLE_STFT not in table.swept or TRAINABLE_MEL not in table.swept:
+        return []
+    groups = [
+        key
+        for key in table.swept
+        if key not in (TRAINABLE_STFT, TRAINABLE_MEL)
+        and any(sort_key(run.overrides[key])[0] for run in table.runs)
+    ]
+    pooled: dict[tuple[str, ...], dict[str, list[float]]] = {}
+    for run in table.runs:
+        if run.status == "ok":
+            by_setting = pooled.setdefault(tuple(run.overrides[key] for key in groups), {})
+            by_setting.setdefault(setting_letter(run.overrides), []).append(run.value("test_acc"))
+    clips = table.split_size("test")
+    sentences = []
+    for group in sorted(pooled):
+        accuracies = pooled[group]
+        if "A" not in accuracies:
+            continue
+        base = accuracies["A"]
+        parts = []
+        for letter in sorted(set(accuracies) - {"A"}):
+            values = accuracies[letter]
+            difference = statistics.fmean(values) - statistics.fmean(base)
+            error = math.sqrt(
+                statistics.variance(values) / len(values) + statistics.variance(base) / len(base)
+            )
+            verdict = "beyond noise" if abs(difference) > 2 * error else "within noise"
+            in_clips = f", {difference * clips:+.1f} clips" if clips else ""
+            parts.append(
+                f"{letter} {difference:+.4f}{in_clips} ({verdict}: 2 standard errors = {2 * error:.4f})"
+            )
+        scope = ", ".join(f"`{key}={value}`" for key, value in zip(groups, group, strict=True)) or "All runs"
+        sentences.append(
+            f"{scope}: test accuracy over every n_mels and seed, setting A {statistics.fmean(base):.4f} "
+            f"({len(base)} runs); against A: " + "; ".join(parts) + "."
+        )
     return sentences

@@ -22,18 +22,19 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.reporting.sweep_table import JobRun, SweepTable, sort_key
+from src.reporting.sweep_table import (
+    TRAINABLE_MEL,
+    TRAINABLE_STFT,
+    JobRun,
+    SweepTable,
+    setting_letter,
+    sort_key,
+)
 from src.utils.run_files import atomic_write
 
 TRAIN_LOSS_TAG = "train/loss_epoch"
-# The trainable frontend's settings, as the study names them: (trainable_stft, trainable_mel) -> letter.
-TRAINABLE_STFT, TRAINABLE_MEL = "frontend.trainable_stft", "frontend.trainable_mel"
-FRONTEND_SETTINGS = {
-    ("false", "false"): "A",
-    ("false", "true"): "B",
-    ("true", "false"): "C",
-    ("true", "true"): "D",
-}
+# The loss plot shades each configuration's range across seeds only up to this many configurations.
+MAX_BANDS = 8
 ERROR_BARS = {
     "test_acc": "error bars: ±1 std over seeds",
     "epoch_time": "error bars: ±1 std over every epoch of every seed",
@@ -85,9 +86,7 @@ def series_label(row: dict[str, Any], keys: Sequence[str]) -> str:
     flags = (TRAINABLE_STFT, TRAINABLE_MEL)
     parts = [f"{key}={row[key]}" for key in keys if key not in flags]
     if all(flag in keys for flag in flags):
-        parts.append(
-            f"setting {FRONTEND_SETTINGS[(row[TRAINABLE_STFT].lower(), row[TRAINABLE_MEL].lower())]}"
-        )
+        parts.append(f"setting {setting_letter(row)}")
     else:
         parts += [f"{key}={row[key]}" for key in keys if key in flags]
     return ", ".join(parts) or "all runs"
@@ -134,7 +133,7 @@ def plot_against_axis(table: SweepTable, key: str, name: str, path: Path) -> Pat
     numeric = is_numeric(values)
     position = {value: (float(value) if numeric else index) for index, value in enumerate(values)}
 
-    figure, axes = plt.subplots(figsize=(6, 4))
+    figure, axes = plt.subplots(figsize=(8.5, 4) if others else (6, 4))
     series: dict[str, list[dict[str, Any]]] = {}
     for row in table.ok_rows:
         series.setdefault(series_label(row, others), []).append(row)
@@ -156,7 +155,7 @@ def plot_against_axis(table: SweepTable, key: str, name: str, path: Path) -> Pat
     axes.set_ylabel(y_label)
     axes.grid(alpha=0.3)
     if others:
-        axes.legend(fontsize=7)
+        axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     axes.set_title(f"{y_label} vs {key}")
     annotate(
         figure, table, ERROR_BARS.get(name, "" if name in AXIS_PLOTS else "error bars: ±1 std over seeds")
@@ -185,11 +184,12 @@ def plot_train_loss(table: SweepTable, path: Path) -> Path:
         x = np.arange(1, epochs + 1)
         label = series_label(dict(zip(table.swept, config, strict=True)), table.swept)
         (line,) = axes.plot(x, losses.mean(axis=0), marker=".", label=f"{label} ({len(curves)} seeds)")
-        axes.fill_between(x, losses.min(axis=0), losses.max(axis=0), color=line.get_color(), alpha=0.2)
+        if len(runs_by_config) <= MAX_BANDS:
+            axes.fill_between(x, losses.min(axis=0), losses.max(axis=0), color=line.get_color(), alpha=0.2)
         drawn += 1
     if drawn:
         axes.set_yscale("log")
-        axes.legend(fontsize=7)
+        axes.legend(fontsize=7 if drawn <= MAX_BANDS else 5, ncol=1 if drawn <= MAX_BANDS else 2)
     else:
         message = f"no run logged {TRAIN_LOSS_TAG} to TensorBoard\n(fast_dev_run and logger=csv log none)"
         axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes)
@@ -198,16 +198,20 @@ def plot_train_loss(table: SweepTable, path: Path) -> Path:
     axes.set_ylabel(f"training loss ({TRAIN_LOSS_TAG})")
     axes.set_title("training loss per epoch")
     axes.grid(alpha=0.3)
-    annotate(figure, table, "line: mean over seeds, band: min to max")
+    bands = "band: min to max" if len(runs_by_config) <= MAX_BANDS else f"no bands for over {MAX_BANDS} lines"
+    annotate(figure, table, f"line: mean over seeds, {bands}")
     return save(figure, path)
 
 
 def write_plots(table: SweepTable, output_dir: Path) -> list[Path]:
-    """Every plot of the sweep as PNG in ``output_dir``; none when no job succeeded."""
+    """Every plot of the sweep as PNG in ``output_dir``: the loss curves, and each ``axis_plots`` entry
+    against each numeric swept key; none when no job succeeded."""
     if not table.ok_rows:
         return []
     paths = [plot_train_loss(table, output_dir / "train_loss.png")]
     for key in table.swept:
+        if not is_numeric([row[key] for row in table.ok_rows]):
+            continue  # a categorical key (model=..., a flag) is a line of the numeric keys' plots
         slug = axis_slug(key, table.swept)
         for name in axis_plots(table):
             paths.append(plot_against_axis(table, key, name, output_dir / f"{name}_vs_{slug}.png"))

@@ -29,14 +29,14 @@ from omegaconf import OmegaConf
 
 from src.reporting.aggregate_sweep import aggregate, failure_message
 from src.reporting.logmel_comparison import plot_logmel_comparison
-from src.reporting.sweep_conclusions import accuracy_conclusions, scaling_conclusions
+from src.reporting.sweep_conclusions import accuracy_conclusions, scaling_conclusions, settings_conclusions
 from src.reporting.sweep_table import SweepTable, table_caption, table_markdown
 from src.utils.run_files import atomic_write
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SWEEPS = ("nmels_sweep", "groups_sweep")
+DEFAULT_SWEEPS = ("nmels_sweep", "groups_sweep", "trainable_settings")
 COMPARISON_PNG = "logmel_vs_torchaudio.png"
 
 
@@ -60,6 +60,21 @@ def latest_multirun(name: str, log_dir: Path) -> Path:
             f"`python train.py -m experiment={name}` first, or pass --sweep {name}=<folder>"
         )
     return folders[-1].parent
+
+
+def default_sweeps(log_dir: Path) -> dict[str, list[Path]]:
+    """The latest multirun of each of ``DEFAULT_SWEEPS`` that has been run (a warning for the others)."""
+    sweeps = {}
+    for name in DEFAULT_SWEEPS:
+        try:
+            sweeps[name] = [latest_multirun(name, log_dir)]
+        except FileNotFoundError as error:
+            log.warning("Left out of the report: %s", error)
+    if not sweeps:
+        raise FileNotFoundError(
+            f"None of the sweeps {', '.join(DEFAULT_SWEEPS)} has a multirun under {log_dir}"
+        )
+    return sweeps
 
 
 def experiment_question(name: str) -> tuple[str, str]:
@@ -95,29 +110,21 @@ def class_name(target: str) -> str:
     return target.rsplit(".", 1)[-1]
 
 
-def setup_lines(sections: Sequence[SweepSection]) -> list[str]:
-    """Data, model, frontend, training, seeds, hardware and time, from the jobs' configs and summaries."""
+def common_setup_lines(sections: Sequence[SweepSection]) -> list[str]:
+    """Data, seeds and hardware (from the first sweep's first job) and each sweep's time."""
     config = job_config(sections[0].table)
     run = next(run for run in sections[0].table.runs if run.status == "ok").summary or {}
-    data, frontend, model, trainer = config["data"], config["frontend"], config["model"], config["trainer"]
-    optimizer, scheduler = config["optimizer"], config.get("scheduler") or {}
+    data = config["data"]
     sizes = run.get("split_sizes", {})
     hardware = run.get("hardware", {})
-    model_args = ", ".join(f"{k}={v}" for k, v in model.items() if k != "_target_")
-    frontend_args = ", ".join(f"{k}={v}" for k, v in frontend.items() if k != "_target_")
     seeds = sorted({run.seed for section in sections for run in section.table.runs}, key=int)
     lines = [
         f"**Data**: {run.get('corpus_note', data.get('corpus'))}; words {', '.join(data['words'])}; "
         f"{data['generator']['num_speakers']} generated speakers; clips per split: "
         + ", ".join(f"{split} {count:,}" for split, count in sizes.items())
-        + f"; {data['clip_seconds']} s at {data['sample_rate']} Hz.",
-        f"**Frontend**: `{class_name(frontend['_target_'])}` ({frontend_args}); swept keys override it.",
-        f"**Model**: `{class_name(model['_target_'])}` ({model_args}); swept keys override it.",
-        f"**Training**: `{class_name(optimizer['_target_'])}` (lr {optimizer['lr']}, weight decay "
-        f"{optimizer.get('weight_decay', 0)}), `{class_name(scheduler.get('_target_', 'no scheduler'))}`, "
-        f"{trainer['max_epochs']} epochs, batch {data['batch_size']}; the checkpoint with the best "
-        "`val/acc` is tested.",
-        f"**Seeds**: {', '.join(seeds)} for every configuration; tables give mean ± sample std over them.",
+        + f"; {data['clip_seconds']} s at {data['sample_rate']} Hz; batch {data['batch_size']}.",
+        f"**Seeds**: {', '.join(seeds)} for every configuration; tables give mean ± sample std over them. "
+        "Every job tests the checkpoint with the best `val/acc`.",
         f"**Hardware**: {hardware.get('cpu', '?')}, {hardware.get('cpu_cores', '?')} cores, torch "
         f"{hardware.get('torch', '?')} with {hardware.get('torch_threads', '?')} threads, "
         f"{'GPU ' + hardware['gpu'] if hardware.get('gpu') else 'no GPU'}.",
@@ -127,10 +134,29 @@ def setup_lines(sections: Sequence[SweepSection]) -> list[str]:
         seconds = sum(float(run.summary.get("wall_time_s", 0.0)) for run in runs)
         lines.append(
             f"**Time, {section.table.name}**: {len(section.table.runs)} jobs, {seconds / 60:.1f} min of job "
-            f"wall time ({seconds / max(len(runs), 1):.0f} s per job: data setup, "
-            f"{trainer['max_epochs']} epochs with validation, test)."
+            f"wall time ({seconds / max(len(runs), 1):.0f} s per job: data setup, training with "
+            "validation, test)."
         )
     return lines
+
+
+def sweep_setup_lines(section: SweepSection) -> list[str]:
+    """The frontend, model and training of a sweep's first successful job; swept keys vary them."""
+    config = job_config(section.table)
+    frontend, model, optimizer = config["frontend"], config["model"], config["optimizer"]
+    scheduler = class_name((config.get("scheduler") or {}).get("_target_", "no scheduler"))
+    epochs = config["trainer"]["max_epochs"]
+
+    def arguments(node: dict[str, Any]) -> str:
+        return ", ".join(f"{k}={v}" for k, v in node.items() if k != "_target_")
+
+    return [
+        f"**Frontend**: `{class_name(frontend['_target_'])}` ({arguments(frontend)}).",
+        f"**Model**: `{class_name(model['_target_'])}` ({arguments(model)}).",
+        f"**Training**: `{class_name(optimizer['_target_'])}` ({arguments(optimizer)}), "
+        f"`{scheduler}`, {epochs} epochs.",
+        "These are the values of the sweep's first job; the swept keys in the table vary them.",
+    ]
 
 
 def plot_order(path: Path) -> tuple[int, str]:
@@ -148,8 +174,10 @@ def build_section(name: str, sweep_dirs: Sequence[Path], output_dir: Path) -> tu
     if message:
         log.error("%s", message)
     plots = sorted((output_dir / name).glob("*.png"), key=plot_order)
-    conclusions = accuracy_conclusions(table) + [
-        sentence for key in table.swept for sentence in scaling_conclusions(table, key)
+    conclusions = [
+        *accuracy_conclusions(table),
+        *settings_conclusions(table),
+        *(sentence for key in table.swept for sentence in scaling_conclusions(table, key)),
     ]
     question, command = experiment_question(name)
     return SweepSection(table, question, command, plots, conclusions), message is not None
@@ -183,10 +211,11 @@ def report_markdown(sections: Sequence[SweepSection], output_dir: Path, clip: Pa
         "",
         "## Setup",
         "",
-        *(f"- {line}" for line in setup_lines(sections)),
+        *(f"- {line}" for line in common_setup_lines(sections)),
     ]
     for section in sections:
-        lines += ["", f"## {section.table.name}", "", section.question, "", table_caption(section.table)]
+        lines += ["", f"## {section.table.name}", "", section.question, ""]
+        lines += [*(f"- {line}" for line in sweep_setup_lines(section)), "", table_caption(section.table)]
         lines += [table_markdown(section.table), "Conclusions, computed from the table:", ""]
         lines += [f"- {sentence}" for sentence in section.conclusions]
         lines += [""] + [f"![{plot.stem}]({plot.relative_to(output_dir)})" for plot in section.plots]
@@ -230,13 +259,19 @@ def table_figure(section: SweepSection, max_cell: int = 60) -> Figure:
     """A page with the sweep's question, the table's caption and the table itself."""
     figure = plt.figure(figsize=A4_LANDSCAPE)
     figure.text(0.04, 0.95, section.table.name, fontsize=14, weight="bold")
-    intro = plain_lines([section.question, table_caption(section.table).replace("\n", " ")])
+    intro = plain_lines(
+        [
+            section.question,
+            " ".join(sweep_setup_lines(section)),
+            table_caption(section.table).replace("\n", " "),
+        ]
+    )
     figure.text(0.04, 0.90, "\n".join(intro), fontsize=9, va="top")
     header, _, *rows = (
         [cell.strip().replace("\\|", "|")[:max_cell] for cell in line.strip("| ").split(" | ")]
         for line in table_markdown(section.table).splitlines()
     )
-    axes = figure.add_axes((0.02, 0.05, 0.96, 0.65))
+    axes = figure.add_axes((0.02, 0.02, 0.96, 0.6))
     axes.axis("off")
     table = axes.table(
         cellText=[[cell.replace("**", "") for cell in row] for row in rows],
@@ -266,7 +301,8 @@ def write_pdf(sections: Sequence[SweepSection], output_dir: Path, path: Path) ->
         text_page(
             pdf,
             "Sweep report",
-            [f"Every number here was measured on the {note}." for note in notes] + setup_lines(sections),
+            [f"Every number here was measured on the {note}." for note in notes]
+            + common_setup_lines(sections),
         )
         for section in sections:
             figure = table_figure(section)
@@ -302,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         metavar="NAME=FOLDER",
         help="a sweep and one of its multirun folders (repeat for more); default: the latest multirun of "
-        + " and ".join(DEFAULT_SWEEPS),
+        "each of " + ", ".join(DEFAULT_SWEEPS) + " that has been run",
     )
     parser.add_argument(
         "--logs", type=Path, default=REPO_ROOT / "logs", help="where the default sweeps are found"
@@ -318,7 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 parser.error(f"--sweep {item}: expected NAME=FOLDER")
             sweeps.setdefault(name, []).append(Path(folder))
         if not sweeps:
-            sweeps = {name: [latest_multirun(name, args.logs)] for name in DEFAULT_SWEEPS}
+            sweeps = default_sweeps(args.logs)
         return 0 if write_report(sweeps, args.output) else 1
     except FileNotFoundError as error:
         log.error("%s", error)

@@ -24,6 +24,14 @@ from omegaconf import OmegaConf
 from src.utils.run_files import atomic_write
 
 SEED_KEY = "seed"
+# The trainable frontend's settings, as the study names them: (trainable_stft, trainable_mel) -> letter.
+TRAINABLE_STFT, TRAINABLE_MEL = "frontend.trainable_stft", "frontend.trainable_mel"
+FRONTEND_SETTINGS = {
+    ("false", "false"): "A",
+    ("false", "true"): "B",
+    ("true", "false"): "C",
+    ("true", "true"): "D",
+}
 # Metrics of metrics.json under this prefix (e.g. frontend/mel_distance, how far trainable filters
 # moved) get mean and std columns too, named with "/" as "_" (frontend_mel_distance_mean).
 EXTRA_METRIC_PREFIX = "frontend/"
@@ -127,6 +135,11 @@ class SweepTable:
     @property
     def fast_dev_run(self) -> bool:
         return any(run.summary and run.summary.get("fast_dev_run") for run in self.runs)
+
+
+def setting_letter(values: dict[str, str]) -> str:
+    """The study's setting (A-D) of overrides or a table row holding both trainable-frontend flags."""
+    return FRONTEND_SETTINGS[(values[TRAINABLE_STFT].lower(), values[TRAINABLE_MEL].lower())]
 
 
 def parse_overrides(lines: Sequence[str]) -> dict[str, str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from src.reporting.sweep_conclusions import accuracy_conclusions, scaling_conclusions
+from src.reporting.sweep_conclusions import accuracy_conclusions, scaling_conclusions, settings_conclusions
 from src.reporting.sweep_table import aggregate_sweep
 from tests.reporting.sweep_folders import job_summary, write_job
 
@@ -69,3 +69,29 @@ def test_scaling_says_when_time_keeps_falling(tmp_path: Path) -> None:
     write_groups_sweep(tmp_path, {g: (0.9, 0.9) for g in (1, 2, 4)}, {1: 1.0, 2: 0.7, 4: 0.5})
     sentences = scaling_conclusions(aggregate_sweep("s", [tmp_path]), "model.groups")
     assert sentences[1] == "Epoch time falls at every step where MACs fall by more than 5%."
+
+
+def test_settings_are_compared_with_setting_a_per_model(tmp_path: Path) -> None:
+    accuracy = {
+        ("false", "false"): (0.90, 0.92),
+        ("false", "true"): (0.80, 0.82),
+        ("true", "false"): (0.90, 0.94),
+    }
+    num = 0
+    for (stft, mel), seed_accuracies in accuracy.items():
+        for seed, value in enumerate(seed_accuracies, start=1):
+            flags = [f"frontend.trainable_stft={stft}", f"frontend.trainable_mel={mel}"]
+            write_job(
+                tmp_path,
+                num,
+                ["model=linear", "frontend.n_mels=20", *flags, f"seed={seed}"],
+                job_summary(value),
+            )
+            num += 1
+    write_job(tmp_path, num, ["model=other", "frontend.n_mels=20", *flags, "seed=1"], job_summary(0.5))
+    (sentence,) = settings_conclusions(aggregate_sweep("s", [tmp_path]))  # model=other has no setting A
+    assert sentence.startswith(
+        "`model=linear`: test accuracy over every n_mels and seed, setting A 0.9100 (2 runs)"
+    )
+    assert "B -0.1000, -4.0 clips (beyond noise: 2 standard errors = 0.0283)" in sentence
+    assert "C +0.0100, +0.4 clips (within noise: 2 standard errors = 0.0447)" in sentence
