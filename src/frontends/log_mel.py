@@ -15,7 +15,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from src.frontends.mel import triangular_mel_fbanks
+from src.frontends.mel import check_spectrogram_arguments, triangular_mel_fbanks
 
 
 class LogMelFilterBanks(nn.Module):
@@ -71,14 +71,14 @@ class LogMelFilterBanks(nn.Module):
         self.log_offset = log_offset
         self.out_features: int = n_mels
 
-        if not 0 < self.win_length <= n_fft:
-            raise ValueError(f"win_length must be in (0, n_fft={n_fft}], got {self.win_length}")
-        if self.hop_length <= 0:
-            raise ValueError(f"hop_length must be positive, got {self.hop_length}")
-        if power <= 0:
-            raise ValueError(f"power must be positive, got {power}")
-        if f_min > self.f_max:
-            raise ValueError(f"require f_min ({f_min}) <= f_max ({self.f_max})")
+        check_spectrogram_arguments(
+            n_fft=n_fft,
+            win_length=self.win_length,
+            hop_length=self.hop_length,
+            power=power,
+            f_min=f_min,
+            f_max=self.f_max,
+        )
 
         self.register_buffer("window", torch.hann_window(self.win_length))
         self.register_buffer("mel_fbanks", self._init_melscale_fbanks())

@@ -1,5 +1,6 @@
-"""Mel-scale helpers shared by the log-mel frontends: the triangular filterbank with its config check, and
-the mel <-> Hz conversions used to build filters differentiably from trainable centres and bandwidths.
+"""Helpers shared by the log-mel frontends: the check of their STFT settings, the triangular filterbank
+with its config check, and the mel <-> Hz conversions used to build filters differentiably from
+trainable centres and bandwidths.
 
 The conversions repeat torchaudio's formulas operation for operation, so that filters built from the
 same mel points are bit-identical to ``torchaudio.functional.melscale_fbanks``.
@@ -19,6 +20,25 @@ _SLANEY_HZ_PER_MEL = 200.0 / 3
 _SLANEY_MIN_LOG_HZ = 1000.0
 _SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_HZ_PER_MEL
 _SLANEY_LOG_STEP = math.log(6.4) / 27.0
+
+
+def check_spectrogram_arguments(
+    *, n_fft: int, win_length: int, hop_length: int, power: float, f_min: float, f_max: float
+) -> None:
+    """Raise ``ValueError``, naming the ``frontend.<key>=`` to change, for STFT settings that cannot work."""
+    if not 0 < win_length <= n_fft:
+        raise ValueError(
+            f"win_length must be in (0, n_fft={n_fft}], got {win_length}: "
+            "change frontend.win_length= or frontend.n_fft="
+        )
+    if hop_length <= 0:
+        raise ValueError(f"hop_length must be positive, got {hop_length}: set frontend.hop_length=")
+    if power <= 0:
+        raise ValueError(f"power must be positive, got {power}: set frontend.power=")
+    if f_min > f_max:
+        raise ValueError(
+            f"require f_min ({f_min}) <= f_max ({f_max}): change frontend.f_min= or frontend.f_max="
+        )
 
 
 def triangular_mel_fbanks(

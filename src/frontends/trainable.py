@@ -31,7 +31,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from src.frontends.mel import hz_to_mel, mel_to_hz, triangular_filters, triangular_mel_fbanks
+from src.frontends.mel import (
+    check_spectrogram_arguments,
+    hz_to_mel,
+    mel_to_hz,
+    triangular_filters,
+    triangular_mel_fbanks,
+)
 
 FILTERBANKS = ("matrix", "parametric")
 # Parametric filters never get narrower than this (in mel), so their slopes stay finite; far below the
@@ -161,19 +167,14 @@ class TrainableLogMel(nn.Module):
         self.n_freqs = n_fft // 2 + 1
         self.out_features: int = n_mels
 
-        if not 0 < self.win_length <= n_fft:
-            raise ValueError(
-                f"win_length must be in (0, n_fft={n_fft}], got {self.win_length}: "
-                "change frontend.win_length= or frontend.n_fft="
-            )
-        if self.hop_length <= 0:
-            raise ValueError(f"hop_length must be positive, got {self.hop_length}: set frontend.hop_length=")
-        if power <= 0:
-            raise ValueError(f"power must be positive, got {power}: set frontend.power=")
-        if f_min > self.f_max:
-            raise ValueError(
-                f"require f_min ({f_min}) <= f_max ({self.f_max}): change frontend.f_min= or frontend.f_max="
-            )
+        check_spectrogram_arguments(
+            n_fft=n_fft,
+            win_length=self.win_length,
+            hop_length=self.hop_length,
+            power=power,
+            f_min=f_min,
+            f_max=self.f_max,
+        )
         if filterbank not in FILTERBANKS:
             raise ValueError(f"frontend.filterbank={filterbank} is not one of {', '.join(FILTERBANKS)}")
         if random_mel and filterbank != "matrix":
