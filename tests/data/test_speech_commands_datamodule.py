@@ -7,18 +7,21 @@ import os
 import pickle
 import tarfile
 import urllib.error
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from omegaconf import OmegaConf
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import RandomSampler, SequentialSampler
 
 import src.data.speech_commands as speech_commands
 from src.data.audio import AudioDecodeError, fit_length, read_clip
 from src.data.speech_commands import SpeechCommandsDataModule
+from src.data.speech_commands_corpus import CORE_WORDS, WORDS
 from tests.conftest import REAL_SAMPLE, requires_real_sample
 
 SAMPLE_RATE = 16000
@@ -421,3 +424,17 @@ def test_real_speech_commands_v001_sample(tmp_path: Path) -> None:
     assert waves.shape == (len(dm.files("test")), 16000)
     assert labels.tolist() == [0 if name.startswith("yes/") else 1 for name in dm.files("test")]
     assert waves.abs().amax(dim=1).min() > 0.01  # real speech, not silence
+
+
+@pytest.mark.parametrize("task", ["kws10", "kws35"])
+def test_multiclass_tasks_have_their_label_sets_and_clips_of_every_word(
+    make_config: Callable[..., DictConfig], task: str
+) -> None:
+    datamodule = instantiate(make_config(f"data={task}").data)
+    expected = list(CORE_WORDS[:10]) if task == "kws10" else sorted(WORDS)
+    assert datamodule.class_names == expected and datamodule.num_classes == len(expected)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    assert {name.split("/", 1)[0] for name in datamodule.files("train")} == set(expected)
+    # the tiny corpus's 24 speakers leave some rare words out of validation, never other words in
+    assert {name.split("/", 1)[0] for name in datamodule.files("val")} <= set(expected)
