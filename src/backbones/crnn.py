@@ -1,0 +1,130 @@
+"""CRNN keyword classifier: a small convolutional front that keeps every frame, then LSTM layers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from src.backbones.rnn import RecurrentEncoder, SequencePooling, check_lengths, frame_mask
+
+CONVS = ("conv1d", "conv2d")
+"""Kinds of convolutional front: over time with features as channels, or over (frequency, time)."""
+
+
+class CRNN(nn.Module):
+    """Convolutional blocks that keep the time resolution, LSTM layers, pooling over frames, linear.
+
+    ``(batch, in_features, frames) -> (batch, num_classes)``. One block per width ``c`` in
+    ``conv_channels``, every convolution with kernel 3 and padding 1:
+
+    - ``conv="conv2d"``: the features are a one-channel ``(frequency, time)`` image,
+      ``Conv2d(c_in, c, 3) -> BatchNorm2d -> ReLU -> MaxPool2d((2, 1))``: frequency is halved (rounded up)
+      per block, time is not pooled. The LSTM reads ``conv_channels[-1] * ceil(in_features / 2**blocks)``
+      features per frame (32 * 10 = 320 for ``[16, 32]`` on 40 mel bands).
+    - ``conv="conv1d"``: the features are channels, ``Conv1d(c_in, c, 3) -> BatchNorm1d -> ReLU``, no
+      pooling; the LSTM reads ``conv_channels[-1]`` features per frame.
+
+    Then a :class:`src.backbones.rnn.RecurrentEncoder` of ``num_layers`` LSTM layers (dropout between
+    them), :class:`src.backbones.rnn.SequencePooling`, dropout and ``Linear(hidden_size * directions,
+    num_classes)``.
+
+    With ``lengths`` the padded frames of each example are ignored: they are set to zero before every
+    convolution (so a real frame next to the padding sees the zeros that convolution padding would give an
+    unpadded example), packed away from the LSTM and left out of the pooling. An example's logits then do
+    not depend on how it was padded (in eval mode; in training mode the BatchNorm batch statistics include
+    the padded frames).
+
+    Args:
+        in_features: features per frame delivered by the frontend (set by the task).
+        num_classes: number of output classes (set by the task).
+        conv: ``"conv1d"`` or ``"conv2d"``.
+        conv_channels: output channels of each convolutional block.
+        hidden_size: LSTM hidden units per direction.
+        num_layers: stacked LSTM layers.
+        bidirectional: also run each LSTM layer backwards in time; doubles the pooled width.
+        dropout: dropout probability between LSTM layers and before the classifier.
+        pooling: ``"last"``, ``"mean"`` or ``"attention"`` (see :class:`src.backbones.rnn.SequencePooling`).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        conv: str = "conv2d",
+        conv_channels: Sequence[int] = (16, 32),
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.1,
+        pooling: str = "mean",
+    ) -> None:
+        super().__init__()
+        conv_channels = list(conv_channels)
+        if conv not in CONVS:
+            raise ValueError(f"model.conv must be one of {list(CONVS)}, got {conv!r}")
+        if not conv_channels:
+            raise ValueError("model.conv_channels must list at least one width")
+        if min(conv_channels) < 1:
+            raise ValueError(f"model.conv_channels must all be >= 1, got {conv_channels}")
+        self.conv = conv
+        blocks = []
+        if conv == "conv2d":
+            c_in, rows = 1, in_features
+            for c_out in conv_channels:
+                blocks.append(
+                    nn.Sequential(
+                        nn.Conv2d(c_in, c_out, 3, padding=1, bias=False),
+                        nn.BatchNorm2d(c_out),
+                        nn.ReLU(),
+                        nn.MaxPool2d((2, 1), ceil_mode=True),
+                    )
+                )
+                c_in, rows = c_out, -(-rows // 2)
+            rnn_input = conv_channels[-1] * rows
+        else:
+            c_in = in_features
+            for c_out in conv_channels:
+                blocks.append(
+                    nn.Sequential(
+                        nn.Conv1d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm1d(c_out), nn.ReLU()
+                    )
+                )
+                c_in = c_out
+            rnn_input = conv_channels[-1]
+        self.conv_blocks = nn.ModuleList(blocks)
+        self.encoder = RecurrentEncoder("lstm", rnn_input, hidden_size, num_layers, bidirectional, dropout)
+        self.pooling = SequencePooling(pooling, self.encoder.output_size, bidirectional)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(self.encoder.output_size, num_classes)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Classify a batch of feature sequences.
+
+        Args:
+            features: ``(batch, in_features, frames)``, padded after each example's last real frame.
+            lengths: ``(batch,)`` real frame counts, or ``None`` when every frame is real.
+
+        Returns:
+            Logits ``(batch, num_classes)``.
+        """
+        batch, _, frames = features.shape
+        mask = None
+        if lengths is not None:
+            check_lengths(lengths, batch, frames)
+            mask = frame_mask(lengths.to(features.device), frames).to(features.dtype)
+        # conv2d: (batch, 1, in_features, frames); conv1d: (batch, in_features, frames).
+        hidden = features.unsqueeze(1) if self.conv == "conv2d" else features
+        for block in self.conv_blocks:
+            if mask is not None:
+                hidden = hidden * mask.view(batch, *[1] * (hidden.dim() - 2), frames)
+            hidden = block(hidden)
+        # (batch, channels[, rows], frames) -> (batch, frames, channels * rows)
+        sequence = hidden.flatten(1, -2).transpose(1, 2)
+        pooled = self.pooling(self.encoder(sequence, lengths), lengths)
+        return self.classifier(self.dropout(pooled))
+
+    def analytic_macs(self, in_features: int, frames: int) -> int:
+        """MACs of the LSTM layers that ptflops' ``aten`` backend misses, for ``count_macs``."""
+        return self.encoder.uncounted_macs(frames)
