@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
+from matplotlib.backends.backend_pdf import PdfPages
 from omegaconf import DictConfig
 
 from src.reporting.sweep_plots import write_plots
@@ -31,12 +32,19 @@ def sweep_name(sweep_dir: Path) -> str:
     return sweep_dir.parent.parent.name if sweep_dir.parent.name == "multiruns" else sweep_dir.name
 
 
+def write_sweep(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None) -> list[Path]:
+    """Write the table and plots of ``table`` into ``output_dir`` (the plots also as pages of ``pdf``
+    when given); returns the plot files."""
+    csv_path, md_path = write_table(table, output_dir)
+    plots = write_plots(table, output_dir, pdf)
+    log.info("Sweep %s: wrote %s, %s and %d plots", table.name, csv_path, md_path, len(plots))
+    return plots
+
+
 def aggregate(name: str, sweep_dirs: Sequence[Path], output_dir: Path) -> SweepTable:
     """Write the table and plots of the sweep made of ``sweep_dirs`` into ``output_dir``."""
     table = aggregate_sweep(name, sweep_dirs)
-    csv_path, md_path = write_table(table, output_dir)
-    plots = write_plots(table, output_dir)
-    log.info("Sweep %s: wrote %s, %s and %d plots", name, csv_path, md_path, len(plots))
+    write_sweep(table, output_dir)
     return table
 
 

@@ -18,6 +18,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -100,10 +101,13 @@ def annotate(figure: Figure, table: SweepTable, spread: str) -> None:
     figure.text(0.01, 0.01, "\n".join(notes), fontsize=7, color="0.35")
 
 
-def save(figure: Figure, path: Path) -> Path:
+def save(figure: Figure, path: Path, pdf: PdfPages | None = None) -> Path:
+    """Write ``figure`` as PNG to ``path`` (and as a vector page of ``pdf`` when given), then close it."""
     figure.tight_layout(rect=(0, 0.07, 1, 1))
     with atomic_write(path, "wb") as stream:
         figure.savefig(stream, format="png", dpi=120)
+    if pdf is not None:
+        pdf.savefig(figure)
     plt.close(figure)
     return path
 
@@ -125,7 +129,7 @@ def axis_plots(
     }
 
 
-def plot_against_axis(table: SweepTable, key: str, name: str, path: Path) -> Path:
+def plot_against_axis(table: SweepTable, key: str, name: str) -> Figure:
     """``name``'s y value (``axis_plots``) against the swept ``key``, one line per other swept values."""
     y_label, value_of = axis_plots(table)[name]
     others = [k for k in table.swept if k != key]
@@ -160,10 +164,10 @@ def plot_against_axis(table: SweepTable, key: str, name: str, path: Path) -> Pat
     annotate(
         figure, table, ERROR_BARS.get(name, "" if name in AXIS_PLOTS else "error bars: ±1 std over seeds")
     )
-    return save(figure, path)
+    return figure
 
 
-def plot_train_loss(table: SweepTable, path: Path) -> Path:
+def plot_train_loss(table: SweepTable) -> Figure:
     """Training loss per epoch of every configuration: mean over its seeds, band from the lowest to the
     highest seed (always positive, unlike mean - std, so it stays drawable on the log scale)."""
     runs_by_config: dict[tuple[str, ...], list[JobRun]] = {}
@@ -200,19 +204,31 @@ def plot_train_loss(table: SweepTable, path: Path) -> Path:
     axes.grid(alpha=0.3)
     bands = "band: min to max" if len(runs_by_config) <= MAX_BANDS else f"no bands for over {MAX_BANDS} lines"
     annotate(figure, table, f"line: mean over seeds, {bands}")
-    return save(figure, path)
+    return figure
 
 
-def write_plots(table: SweepTable, output_dir: Path) -> list[Path]:
-    """Every plot of the sweep as PNG in ``output_dir``: the loss curves, and each ``axis_plots`` entry
-    against each numeric swept key; none when no job succeeded."""
+def write_plots(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None) -> list[Path]:
+    """Every plot of the sweep as PNG in ``output_dir`` (and as vector pages of ``pdf`` when given), in
+    report order: test accuracy against each numeric swept key, the loss curves, then the other
+    ``axis_plots`` entries against each numeric key. None when no job succeeded."""
     if not table.ok_rows:
         return []
-    paths = [plot_train_loss(table, output_dir / "train_loss.png")]
-    for key in table.swept:
-        if not is_numeric([row[key] for row in table.ok_rows]):
-            continue  # a categorical key (model=..., a flag) is a line of the numeric keys' plots
-        slug = axis_slug(key, table.swept)
-        for name in axis_plots(table):
-            paths.append(plot_against_axis(table, key, name, output_dir / f"{name}_vs_{slug}.png"))
+    # a categorical key (model=..., a flag) is a line of the numeric keys' plots, not an axis
+    numeric = [key for key in table.swept if is_numeric([row[key] for row in table.ok_rows])]
+
+    def against_axes(name: str) -> list[Path]:
+        return [
+            save(
+                plot_against_axis(table, key, name),
+                output_dir / f"{name}_vs_{axis_slug(key, table.swept)}.png",
+                pdf,
+            )
+            for key in numeric
+        ]
+
+    paths = against_axes("test_acc")
+    paths.append(save(plot_train_loss(table), output_dir / "train_loss.png", pdf))
+    for name in axis_plots(table):
+        if name != "test_acc":
+            paths += against_axes(name)
     return paths

@@ -27,10 +27,10 @@ from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from src.reporting.aggregate_sweep import aggregate, failure_message
+from src.reporting.aggregate_sweep import failure_message, write_sweep
 from src.reporting.logmel_comparison import plot_logmel_comparison
 from src.reporting.sweep_conclusions import accuracy_conclusions, scaling_conclusions, settings_conclusions
-from src.reporting.sweep_table import SweepTable, table_caption, table_markdown
+from src.reporting.sweep_table import SweepTable, aggregate_sweep, table_caption, table_markdown
 from src.utils.run_files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -42,12 +42,11 @@ COMPARISON_PNG = "logmel_vs_torchaudio.png"
 
 @dataclass(frozen=True)
 class SweepSection:
-    """One sweep of the report: its table, plots and conclusions."""
+    """One sweep of the report: its table, question, command and conclusions."""
 
     table: SweepTable
     question: str
     command: str
-    plots: list[Path]
     conclusions: list[str]
 
 
@@ -159,28 +158,16 @@ def sweep_setup_lines(section: SweepSection) -> list[str]:
     ]
 
 
-def plot_order(path: Path) -> tuple[int, str]:
-    """Accuracy first, then the loss curves, time, parameters and MACs."""
-    prefixes = ("test_acc", "train_loss", "epoch_time", "params", "macs")
-    return next(
-        (i for i, prefix in enumerate(prefixes) if path.name.startswith(prefix)), len(prefixes)
-    ), path.name
-
-
-def build_section(name: str, sweep_dirs: Sequence[Path], output_dir: Path) -> tuple[SweepSection, bool]:
-    """Aggregate one sweep into ``output_dir/<name>``; the flag says whether a job failed."""
-    table = aggregate(name, sweep_dirs, output_dir / name)
-    message = failure_message(table, output_dir / name)
-    if message:
-        log.error("%s", message)
-    plots = sorted((output_dir / name).glob("*.png"), key=plot_order)
+def build_section(name: str, sweep_dirs: Sequence[Path]) -> SweepSection:
+    """The table of one sweep and what the report says about it."""
+    table = aggregate_sweep(name, sweep_dirs)
     conclusions = [
         *accuracy_conclusions(table),
         *settings_conclusions(table),
         *(sentence for key in table.swept for sentence in scaling_conclusions(table, key)),
     ]
     question, command = experiment_question(name)
-    return SweepSection(table, question, command, plots, conclusions), message is not None
+    return SweepSection(table, question, command, conclusions)
 
 
 def comparison_clip(table: SweepTable) -> Path:
@@ -195,8 +182,10 @@ def comparison_clip(table: SweepTable) -> Path:
     return corpus_dir / clips[0]
 
 
-def report_markdown(sections: Sequence[SweepSection], output_dir: Path, clip: Path) -> str:
-    """The whole report as Markdown, with image links relative to ``output_dir``."""
+def report_markdown(
+    sections: Sequence[SweepSection], plots: dict[str, list[Path]], output_dir: Path, clip: Path
+) -> str:
+    """The whole report as Markdown, with links to each sweep's ``plots`` relative to ``output_dir``."""
     notes = sorted({note for section in sections for note in section.table.corpus_notes})
     lines = ["# Sweep report", ""]
     lines += [f"> **Every number here was measured on the {note}.**" for note in notes]
@@ -218,7 +207,9 @@ def report_markdown(sections: Sequence[SweepSection], output_dir: Path, clip: Pa
         lines += [*(f"- {line}" for line in sweep_setup_lines(section)), "", table_caption(section.table)]
         lines += [table_markdown(section.table), "Conclusions, computed from the table:", ""]
         lines += [f"- {sentence}" for sentence in section.conclusions]
-        lines += [""] + [f"![{plot.stem}]({plot.relative_to(output_dir)})" for plot in section.plots]
+        lines += [""] + [
+            f"![{plot.stem}]({plot.relative_to(output_dir)})" for plot in plots[section.table.name]
+        ]
     lines += [
         "",
         "## Frontend check: `LogMelFilterBanks` vs torchaudio",
@@ -294,8 +285,11 @@ def image_page(pdf: PdfPages, image: Path) -> None:
     plt.close(figure)
 
 
-def write_pdf(sections: Sequence[SweepSection], output_dir: Path, path: Path) -> None:
-    """The report's content as a PDF: setup, then per sweep its table, conclusions and plots."""
+def write_pdf(sections: Sequence[SweepSection], output_dir: Path, path: Path) -> dict[str, list[Path]]:
+    """The report's content as a PDF: setup, then per sweep its table, conclusions and plots. The
+    sweep's table and plots are written to ``output_dir/<sweep>/`` on the way (the plots as PNG there and
+    as vector pages here); returns each sweep's plot files."""
+    plots = {}
     with atomic_write(path, "wb") as stream, PdfPages(stream, metadata={"CreationDate": None}) as pdf:
         notes = sorted({note for section in sections for note in section.table.corpus_notes})
         text_page(
@@ -309,23 +303,25 @@ def write_pdf(sections: Sequence[SweepSection], output_dir: Path, path: Path) ->
             pdf.savefig(figure)
             plt.close(figure)
             text_page(pdf, f"{section.table.name}: conclusions", section.conclusions)
-            for plot in section.plots:
-                image_page(pdf, plot)
+            plots[section.table.name] = write_sweep(section.table, output_dir / section.table.name, pdf)
         image_page(pdf, output_dir / COMPARISON_PNG)
+    return plots
 
 
 def write_report(sweeps: dict[str, list[Path]], output_dir: Path) -> bool:
     """Aggregate every sweep, redraw the frontend figure, write REPORT.md and REPORT.pdf into
     ``output_dir``. Returns whether every job of every sweep succeeded."""
-    built = [build_section(name, dirs, output_dir) for name, dirs in sweeps.items()]
-    sections = [section for section, _ in built]
+    sections = [build_section(name, dirs) for name, dirs in sweeps.items()]
     clip = comparison_clip(sections[0].table)
     plot_logmel_comparison(clip, output_dir / COMPARISON_PNG)
+    plots = write_pdf(sections, output_dir, output_dir / "REPORT.pdf")
     with atomic_write(output_dir / "REPORT.md") as stream:
-        stream.write(report_markdown(sections, output_dir, clip))
-    write_pdf(sections, output_dir, output_dir / "REPORT.pdf")
+        stream.write(report_markdown(sections, plots, output_dir, clip))
     log.info("Wrote %s and %s", output_dir / "REPORT.md", output_dir / "REPORT.pdf")
-    return not any(failed for _, failed in built)
+    messages = [failure_message(section.table, output_dir / section.table.name) for section in sections]
+    for message in filter(None, messages):
+        log.error("%s", message)
+    return not any(messages)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
