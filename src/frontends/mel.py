@@ -1,4 +1,4 @@
-"""Helpers shared by the log-mel frontends: the check of their STFT settings, the triangular filterbank
+"""What the log-mel frontends share: their checked STFT settings (``MelFrontend``), the triangular filterbank
 with its config check, and the mel <-> Hz conversions used to build filters differentiably from
 trainable centres and bandwidths.
 
@@ -12,7 +12,7 @@ import math
 import warnings
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torchaudio.functional import melscale_fbanks
 
 # Slaney (Auditory Toolbox) mel scale: linear below 1 kHz, logarithmic above, as in torchaudio and librosa.
@@ -22,23 +22,104 @@ _SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_HZ_PER_MEL
 _SLANEY_LOG_STEP = math.log(6.4) / 27.0
 
 
-def check_spectrogram_arguments(
-    *, n_fft: int, win_length: int, hop_length: int, power: float, f_min: float, f_max: float
-) -> None:
-    """Raise ``ValueError``, naming the ``frontend.<key>=`` to change, for STFT settings that cannot work."""
-    if not 0 < win_length <= n_fft:
-        raise ValueError(
-            f"win_length must be in (0, n_fft={n_fft}], got {win_length}: "
-            "change frontend.win_length= or frontend.n_fft="
+class MelFrontend(nn.Module):
+    """The STFT and mel settings every log-mel frontend takes, checked, and the frame count they give.
+
+    Subclasses build their tensors from these attributes in ``__init__`` after calling this one; every
+    argument is keyword-only and the defaults equal ``torchaudio.transforms.MelSpectrogram(hop_length=160,
+    n_mels=80)``.
+
+    Args:
+        sample_rate: Sample rate of the input waveform in Hz.
+        n_fft: FFT size; the spectrogram has ``n_fft // 2 + 1`` frequency bins.
+        win_length: Hann window length, zero-padded on both sides to ``n_fft``. ``None`` means ``n_fft``.
+        hop_length: Samples between successive frames. ``None`` means ``win_length // 2``.
+        f_min: Lowest mel filter edge in Hz.
+        f_max: Highest mel filter edge in Hz. ``None`` means ``sample_rate // 2`` (as in torchaudio).
+        n_mels: Number of mel filters, i.e. features per frame (``out_features``).
+        power: Exponent of the magnitude spectrogram (1.0 magnitude, 2.0 power); must be positive.
+        center: Pad the waveform by ``n_fft // 2`` on both sides so that frame ``t`` is centred at
+            ``t * hop_length``.
+        pad_mode: Padding mode used when ``center`` is true (``"reflect"``, ``"constant"``, ...).
+        norm: ``None``, or ``"slaney"`` to divide each triangular filter by its bandwidth.
+        mel_scale: ``"htk"`` or ``"slaney"`` mel scale.
+        log_offset: Constant added to the mel energies before the natural logarithm.
+
+    Raises:
+        ValueError: for settings that cannot work, naming the ``frontend.<key>=`` to change.
+    """
+
+    def __init__(
+        self,
+        *,
+        sample_rate: int = 16000,
+        n_fft: int = 400,
+        win_length: int | None = None,
+        hop_length: int | None = 160,
+        f_min: float = 0.0,
+        f_max: float | None = None,
+        n_mels: int = 80,
+        power: float = 2.0,
+        center: bool = True,
+        pad_mode: str = "reflect",
+        norm: str | None = None,
+        mel_scale: str = "htk",
+        log_offset: float = 1e-6,
+    ) -> None:
+        super().__init__()
+        self.sample_rate = sample_rate
+        self.n_fft = n_fft
+        self.win_length = win_length if win_length is not None else n_fft
+        self.hop_length = hop_length if hop_length is not None else self.win_length // 2
+        self.f_min = f_min
+        self.f_max = f_max if f_max is not None else float(sample_rate // 2)
+        self.n_mels = n_mels
+        self.power = power
+        self.center = center
+        self.pad_mode = pad_mode
+        self.norm = norm
+        self.mel_scale = mel_scale
+        self.log_offset = log_offset
+        self.out_features: int = n_mels
+
+        if not 0 < self.win_length <= n_fft:
+            raise ValueError(
+                f"win_length must be in (0, n_fft={n_fft}], got {self.win_length}: "
+                "change frontend.win_length= or frontend.n_fft="
+            )
+        if self.hop_length <= 0:
+            raise ValueError(f"hop_length must be positive, got {self.hop_length}: set frontend.hop_length=")
+        if power <= 0:
+            raise ValueError(f"power must be positive, got {power}: set frontend.power=")
+        if f_min > self.f_max:
+            raise ValueError(
+                f"require f_min ({f_min}) <= f_max ({self.f_max}): change frontend.f_min= or frontend.f_max="
+            )
+
+    def triangular_mel_filters(self) -> Tensor:
+        """Triangular mel filters of shape ``(n_fft // 2 + 1, n_mels)`` for these settings; one column per
+        filter.
+
+        Raises:
+            ValueError: when some filter falls between two FFT bins and is all zero (``n_mels`` too
+                large for ``n_fft`` and the ``f_min``-``f_max`` range): its feature would be constant.
+        """
+        return triangular_mel_fbanks(
+            sample_rate=self.sample_rate,
+            n_fft=self.n_fft,
+            f_min=self.f_min,
+            f_max=self.f_max,
+            n_mels=self.n_mels,
+            norm=self.norm,
+            mel_scale=self.mel_scale,
         )
-    if hop_length <= 0:
-        raise ValueError(f"hop_length must be positive, got {hop_length}: set frontend.hop_length=")
-    if power <= 0:
-        raise ValueError(f"power must be positive, got {power}: set frontend.power=")
-    if f_min > f_max:
-        raise ValueError(
-            f"require f_min ({f_min}) <= f_max ({f_max}): change frontend.f_min= or frontend.f_max="
-        )
+
+    def num_frames(self, num_samples: int) -> int:
+        """Number of frames produced for a clip of ``num_samples`` samples: ``1 + time // hop_length``
+        when ``center``, else ``1 + (time - n_fft) // hop_length``."""
+        if self.center:
+            return 1 + num_samples // self.hop_length
+        return 1 + (num_samples - self.n_fft) // self.hop_length
 
 
 def triangular_mel_fbanks(

@@ -26,17 +26,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from src.frontends.mel import (
-    check_spectrogram_arguments,
+    MelFrontend,
     hz_to_mel,
     mel_to_hz,
     triangular_filters,
-    triangular_mel_fbanks,
 )
 
 FILTERBANKS = ("matrix", "parametric")
@@ -72,7 +72,7 @@ def fourier_kernels(n_fft: int, win_length: int, dtype: torch.dtype | None = Non
     return (window * torch.cos(angle)).to(dtype), (-window * torch.sin(angle)).to(dtype)
 
 
-class TrainableLogMel(nn.Module):
+class TrainableLogMel(MelFrontend):
     """Waveform to log mel energies with trainable parts: ``(batch, time) -> (batch, n_mels, frames)``.
 
     The STFT is a strided ``conv1d`` with ``2 * (n_fft // 2 + 1)`` windowed Fourier kernels of length
@@ -92,23 +92,12 @@ class TrainableLogMel(nn.Module):
       :meth:`filter_distance`.
 
     Args:
-        sample_rate: Sample rate of the input waveform in Hz.
-        n_fft: FFT size; the spectrogram has ``n_fft // 2 + 1`` frequency bins.
-        win_length: Hann window length, zero-padded on both sides to ``n_fft``. ``None`` means ``n_fft``.
-        hop_length: Samples between successive frames (the conv1d stride). ``None`` means
-            ``win_length // 2``.
-        f_min: Lowest mel filter edge in Hz.
-        f_max: Highest mel filter edge in Hz. ``None`` means ``sample_rate // 2`` (as in torchaudio).
-        n_mels: Number of mel filters, i.e. features per frame.
-        power: Exponent of the magnitude spectrogram; 2.0 (the default) is ``re² + im²`` with no root.
-            Other values compute ``max(re² + im², tiny) ** (power / 2)``, which keeps gradients finite at
-            silence (``tiny`` is the dtype's smallest normal number, far below ``log_offset``).
-        center: Pad the waveform by ``n_fft // 2`` on both sides so that frame ``t`` is centred at
-            ``t * hop_length``.
-        pad_mode: Padding mode used when ``center`` is true (``"reflect"``, ``"constant"``, ...).
-        norm: ``None``, or ``"slaney"`` to divide each triangular filter by its bandwidth.
-        mel_scale: ``"htk"`` or ``"slaney"`` mel scale.
-        log_offset: Constant added to the mel energies before the natural logarithm.
+        **settings: The STFT and mel settings of :class:`~src.frontends.mel.MelFrontend` (``sample_rate``,
+            ``n_fft``, ``win_length``, ``hop_length`` (the conv1d stride), ``f_min``, ``f_max``, ``n_mels``,
+            ``power``, ``center``, ``pad_mode``, ``norm``, ``mel_scale``, ``log_offset``), with its defaults.
+            ``power`` 2.0 is ``re² + im²`` with no root; other values compute
+            ``max(re² + im², tiny) ** (power / 2)``, which keeps gradients finite at silence (``tiny`` is the
+            dtype's smallest normal number, far below ``log_offset``).
         trainable_stft: Make the STFT kernels parameters (settings C and D).
         trainable_mel: Make the mel filterbank (or its centres and bandwidths) parameters (B and D).
         random_mel: Initialise the ``"matrix"`` filterbank with values uniform in ``[0, max]`` of the
@@ -125,56 +114,22 @@ class TrainableLogMel(nn.Module):
     def __init__(
         self,
         *,
-        sample_rate: int = 16000,
-        n_fft: int = 400,
-        win_length: int | None = None,
-        hop_length: int | None = 160,
-        f_min: float = 0.0,
-        f_max: float | None = None,
-        n_mels: int = 80,
-        power: float = 2.0,
-        center: bool = True,
-        pad_mode: str = "reflect",
-        norm: str | None = None,
-        mel_scale: str = "htk",
-        log_offset: float = 1e-6,
         trainable_stft: bool = False,
         trainable_mel: bool = False,
         random_mel: bool = False,
         nonnegative_mel: bool = False,
         maskout: Sequence[int] | None = None,
         filterbank: str = "matrix",
+        **settings: Any,
     ) -> None:
-        super().__init__()
-        self.sample_rate = sample_rate
-        self.n_fft = n_fft
-        self.win_length = win_length if win_length is not None else n_fft
-        self.hop_length = hop_length if hop_length is not None else self.win_length // 2
-        self.f_min = f_min
-        self.f_max = f_max if f_max is not None else float(sample_rate // 2)
-        self.n_mels = n_mels
-        self.power = power
-        self.center = center
-        self.pad_mode = pad_mode
-        self.norm = norm
-        self.mel_scale = mel_scale
-        self.log_offset = log_offset
+        super().__init__(**settings)
         self.trainable_stft = trainable_stft
         self.trainable_mel = trainable_mel
         self.random_mel = random_mel
         self.nonnegative_mel = nonnegative_mel
         self.filterbank = filterbank
-        self.n_freqs = n_fft // 2 + 1
-        self.out_features: int = n_mels
+        self.n_freqs = self.n_fft // 2 + 1
 
-        check_spectrogram_arguments(
-            n_fft=n_fft,
-            win_length=self.win_length,
-            hop_length=self.hop_length,
-            power=power,
-            f_min=f_min,
-            f_max=self.f_max,
-        )
         if filterbank not in FILTERBANKS:
             raise ValueError(f"frontend.filterbank={filterbank} is not one of {', '.join(FILTERBANKS)}")
         if random_mel and filterbank != "matrix":
@@ -184,18 +139,8 @@ class TrainableLogMel(nn.Module):
             )
         self.maskout = self._check_maskout(maskout)
 
-        # the same check (and message) as LogMelFilterBanks for n_mels too large
-        triangular = triangular_mel_fbanks(
-            sample_rate=sample_rate,
-            n_fft=n_fft,
-            f_min=f_min,
-            f_max=self.f_max,
-            n_mels=n_mels,
-            norm=norm,
-            mel_scale=mel_scale,
-        )
-
-        real, imag = fourier_kernels(n_fft, self.win_length)
+        triangular = self.triangular_mel_filters()  # fails, as LogMelFilterBanks does, for n_mels too large
+        real, imag = fourier_kernels(self.n_fft, self.win_length)
         self._register("stft_real", real, trainable_stft)
         self._register("stft_imag", imag, trainable_stft)
 
@@ -203,14 +148,15 @@ class TrainableLogMel(nn.Module):
         if self.maskout is not None:
             mask[self.maskout[0] : self.maskout[1]] = 0.0
         self.register_buffer("freq_mask", mask)
-        self.register_buffer("fft_freqs", torch.linspace(0, sample_rate // 2, self.n_freqs))
+        self.register_buffer("fft_freqs", torch.linspace(0, self.sample_rate // 2, self.n_freqs))
 
         if filterbank == "matrix":
             fbanks = torch.rand_like(triangular) * triangular.max() if random_mel else triangular
             self._register("mel_fbanks", fbanks, trainable_mel)
         else:
             # centres and lower/upper half-widths in mel, from the points torchaudio places its edges at
-            points = torch.linspace(hz_to_mel(f_min, mel_scale), hz_to_mel(self.f_max, mel_scale), n_mels + 2)
+            mel_min, mel_max = hz_to_mel(self.f_min, self.mel_scale), hz_to_mel(self.f_max, self.mel_scale)
+            points = torch.linspace(mel_min, mel_max, self.n_mels + 2)
             centres = points[1:-1].clone()
             bandwidths = torch.stack([points[1:-1] - points[:-2], points[2:] - points[1:-1]])
             self._register("mel_centres", centres, trainable_mel)
@@ -324,12 +270,6 @@ class TrainableLogMel(nn.Module):
             )
         mel = relative(self.mel_filters(), self.mel_fbanks_init) if self.trainable_mel else 0.0
         return {"mel": mel, "stft": stft}
-
-    def num_frames(self, num_samples: int) -> int:
-        """Number of frames produced for a clip of ``num_samples`` samples."""
-        if self.center:
-            return 1 + num_samples // self.hop_length
-        return 1 + (num_samples - self.n_fft) // self.hop_length
 
     def analytic_macs(self, num_samples: int) -> int:
         """Multiply-accumulates for one clip that ptflops' ``aten`` backend does not count.
