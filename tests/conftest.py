@@ -3,6 +3,9 @@ write everything into temporary folders and train on CPU."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +28,18 @@ TINY_CORPUS_SPEAKERS = 24
 requires_real_sample = pytest.mark.skipif(
     not REAL_SAMPLE.is_dir(), reason=f"the real Speech Commands sample is not at {REAL_SAMPLE}"
 )
+
+
+def run_python(*args: str, project_root: Path | None = None, timeout: int) -> subprocess.CompletedProcess:
+    """``python <args>`` from the repository as a user runs it; ``project_root`` replaces the repository as
+    the folder that holds data/, logs/ and sweep_results/. The exit status is the caller's to check."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env.pop("PROJECT_ROOT", None)
+    if project_root is not None:
+        env["PROJECT_ROOT"] = str(project_root)
+    return subprocess.run(
+        [sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 def choices(group: str) -> list[str]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.conftest import CONFIG_DIR, REPO_ROOT, TINY_CORPUS_SPEAKERS
+from tests.conftest import CONFIG_DIR, TINY_CORPUS_SPEAKERS, run_python
 
 PLOTS_PER_SWEPT_KEY = ("test_acc", "epoch_time", "params", "macs")
 
@@ -34,17 +32,12 @@ def swept_values(experiment: str) -> dict[str, list[str]]:
     return {key: [value.strip() for value in str(values).split(",")] for key, values in params.items()}
 
 
-def run_command(args: list[str], project_root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "PROJECT_ROOT": str(project_root)}
-    return subprocess.run(
-        [sys.executable, *args], cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=900
-    )
-
-
 def run_sweep(project_root: Path, corpus_root: Path, *overrides: str) -> subprocess.CompletedProcess:
     """``train.py -m`` on the tiny corpus with ``fast_dev_run``, everything written under ``project_root``."""
     tiny = [f"data.root={corpus_root}", f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
-    return run_command(["train.py", "-m", "trainer=fast_dev_run", *tiny, *overrides], project_root)
+    return run_python(
+        "train.py", "-m", "trainer=fast_dev_run", *tiny, *overrides, project_root=project_root, timeout=900
+    )
 
 
 def read_rows(path: Path) -> list[dict[str, str]]:
@@ -93,16 +86,15 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(swept_project: Path
 
 def test_report_gathers_setup_tables_plots_and_conclusions(swept_project: Path) -> None:
     report_dir = swept_project / "report"
-    result = run_command(
-        [
-            "-m",
-            "src.reporting.sweep_report",
-            "--logs",
-            str(swept_project / "logs"),
-            "--output",
-            str(report_dir),
-        ],
-        swept_project,
+    result = run_python(
+        "-m",
+        "src.reporting.sweep_report",
+        "--logs",
+        str(swept_project / "logs"),
+        "--output",
+        str(report_dir),
+        project_root=swept_project,
+        timeout=900,
     )
     assert result.returncode == 0, output(result)
     report = (report_dir / "REPORT.md").read_text()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -16,7 +14,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
 from src.training import train
-from tests.conftest import REPO_ROOT, TINY_CORPUS_SPEAKERS, choices
+from tests.conftest import TINY_CORPUS_SPEAKERS, choices, run_python
 
 # A real but short fit: one epoch of a few batches, so checkpoints are written.
 SHORT_FIT = [
@@ -33,20 +31,8 @@ def read_metrics(run_dir: Path) -> dict:
 
 
 def run_script(script: str, *overrides: str, project_root: Path | None = None) -> subprocess.CompletedProcess:
-    """Run ``script`` of the repository as a user would; ``project_root`` replaces the repository as
-    the folder that holds data/ and logs/."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    env.pop("PROJECT_ROOT", None)
-    if project_root is not None:
-        env["PROJECT_ROOT"] = str(project_root)
-    result = subprocess.run(
-        [sys.executable, script, *overrides],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    """Run ``script`` of the repository as a user would and require it to succeed (see ``run_python``)."""
+    result = run_python(script, *overrides, project_root=project_root, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result
 
