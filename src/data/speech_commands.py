@@ -1,40 +1,52 @@
 """Speech Commands keyword spotting as a LightningDataModule.
 
 Clips are listed through ``torchaudio.datasets.SPEECHCOMMANDS`` (its download and its split logic:
-``validation_list.txt``, ``testing_list.txt``, training is the rest), decoded with soundfile, padded or
-truncated to a fixed length, and cached as one memory-mapped int16 ``.npy`` per split, so every epoch
-after the first decoding run (and every later run on an unchanged corpus) does no per-clip file I/O.
+``validation_list.txt``, ``testing_list.txt``, training is the rest; the 12-class protocol's ``_silence_``
+and ``_unknown_`` as :mod:`src.data.speech_commands_splits` builds them), decoded with soundfile, padded or
+truncated to a fixed length, and cached as one memory-mapped int16 ``.npy`` per split with each clip's
+true length, so every epoch after the first decoding run does no per-clip file I/O.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
-import os
 import re
+import tarfile
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
-from filelock import FileLock
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from torchaudio.datasets import SPEECHCOMMANDS
+from torchaudio.datasets.speechcommands import EXCEPT_FOLDER as NOISE_FOLDER
 from torchaudio.datasets.speechcommands import FOLDER_IN_ARCHIVE
 
-from src.data.audio import AudioFixReport, fit_length, read_clip
+from src.data.audio import AudioFixReport, read_clip
+from src.data.augmentation import WaveformAugmentation
+from src.data.clip_cache import CachedClipDataset, cached_clips
 from src.data.speech_commands_corpus import ensure_generated_corpus
+from src.data.speech_commands_splits import (
+    NOISE_REGIONS,
+    SILENCE_LABEL,
+    UNKNOWN_LABEL,
+    SilenceCut,
+    draw_silence,
+    draw_unknown,
+    extra_class_count,
+    list_official_test_set,
+    list_word_clips,
+    official_test_set_dir,
+)
 
 log = logging.getLogger(__name__)
 
 CORPORA = ("generated", "speechcommands")
 VERSIONS = ("speech_commands_v0.01", "speech_commands_v0.02")
 LIST_FILES = ("validation_list.txt", "testing_list.txt")
-SPLIT_SUBSETS = {"train": "training", "val": "validation", "test": "testing"}
+SPLITS = ("train", "val", "test")
 SPLIT_LIST_FILES = {"val": "validation_list.txt", "test": "testing_list.txt"}
 STAGE_SPLITS = {
     None: ("train", "val", "test"),
@@ -43,44 +55,15 @@ STAGE_SPLITS = {
     "test": ("test",),
     "predict": ("test",),
 }
-# Bump when the cache contents change meaning, so old caches are not reused.
-CACHE_FORMAT = "int16-pcm-v1"
-INT16_SCALE = 32768.0
+TEST_SET_URL = "http://download.tensorflow.org/data/{name}.tar.gz"
 _LIST_ENTRY = re.compile(r"[^/]+/[^/]+_nohash_\d+\.wav")
 
 
-class CachedClipDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Fixed-length clips read from a memory-mapped int16 ``(clips, time)`` ``.npy`` file.
-
-    Item ``i`` is ``(waveform, label)``: a ``(time,)`` float32 tensor in ``[-1, 1)`` and the class index of
-    ``files[i]`` (a path relative to the corpus folder, e.g. ``"yes/0a7c2a8d_nohash_0.wav"``).
-    """
-
-    def __init__(self, cache_file: Path, files: Sequence[str], labels: Sequence[int]) -> None:
-        self.cache_file = cache_file
-        self.files = list(files)
-        self.labels = list(labels)
-        self._waves: np.ndarray | None = None
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        if self._waves is None:
-            self._waves = np.load(self.cache_file, mmap_mode="r")
-        wave = torch.from_numpy(self._waves[index].astype(np.float32)).div_(INT16_SCALE)
-        return wave, self.labels[index]
-
-    def __getstate__(self) -> dict[str, Any]:
-        # DataLoader workers reopen the memmap instead of receiving a pickled copy of the whole array.
-        state = self.__dict__.copy()
-        state["_waves"] = None
-        return state
-
-
 class SpeechCommandsDataModule(L.LightningDataModule):
-    """Speech Commands (real, or generated offline) restricted to ``words``; batches are
-    ``(waveforms (batch, clip_samples) float32, labels (batch,) int64)``, label ``i`` being ``words[i]``.
+    """Speech Commands (real, or generated offline): ``words``, plus ``_silence_`` and ``_unknown_`` with the
+    12-class protocol. Batches are ``(waveforms (batch, clip_samples) float32, lengths (batch,) int64,
+    labels (batch,) int64)``: each waveform is zero after its true length ``lengths[i]`` (at most
+    ``clip_samples``), and label ``i`` is ``class_names[i]``.
 
     Args:
         root: Folder that holds ``SpeechCommands/<version>/`` (or will, after download/generation).
@@ -89,7 +72,12 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         version: ``"speech_commands_v0.01"`` or ``"speech_commands_v0.02"``.
         download: With ``corpus="speechcommands"``, download and extract ``version`` in ``prepare_data``
             when its folder is missing. Ignored for the generated corpus.
-        words: Label set; the order gives the class indices. Clips of other words are left out.
+        words: The words to recognise; the order gives their class indices. Clips of other words are left
+            out, or drawn as ``_unknown_``.
+        silence_percentage: Size of a ``_silence_`` class (cut from ``_background_noise_``) in percent of the
+            clips of ``words`` in each split; 0 leaves it out. See :mod:`src.data.speech_commands_splits`.
+        unknown_percentage: Size of an ``_unknown_`` class (clips of the other words) in percent of the
+            clips of ``words`` in each split; 0 leaves it out.
         sample_rate: Rate in Hz the clips are resampled to where they differ.
         clip_seconds: Clip length; clips are zero-padded at the end or truncated to
             ``round(sample_rate * clip_seconds)`` samples.
@@ -98,6 +86,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         pin_memory: Pin batches in page-locked memory.
         generator: Keyword arguments for ``ensure_generated_corpus`` (``corpus="generated"`` only).
         cache_dir: Where the decoded-clip caches go; default ``<root>/.cache``.
+        augmentation: Settings of :class:`~src.data.augmentation.WaveformAugmentation` (other keys, e.g.
+            SpecAugment's, are ignored), applied to training batches only, after they reach the training
+            device; noise comes from the training part of ``_background_noise_``. ``None``: none.
     """
 
     def __init__(
@@ -107,6 +98,8 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         version: str = "speech_commands_v0.02",
         download: bool = False,
         words: Sequence[str] = ("yes", "no"),
+        silence_percentage: float = 0.0,
+        unknown_percentage: float = 0.0,
         sample_rate: int = 16000,
         clip_seconds: float = 1.0,
         batch_size: int = 64,
@@ -114,6 +107,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         pin_memory: bool = False,
         generator: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
+        augmentation: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         if corpus not in CORPORA:
@@ -138,6 +132,12 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                 f"data.sample_rate ({sample_rate}) and data.clip_seconds ({clip_seconds}) must give a "
                 "positive number of samples per clip"
             )
+        for key, value in (
+            ("silence_percentage", silence_percentage),
+            ("unknown_percentage", unknown_percentage),
+        ):
+            if not 0 <= value <= 100:
+                raise ValueError(f"data.{key} must be a percentage in [0, 100], got {value}")
         if batch_size <= 0:
             raise ValueError(f"data.batch_size must be positive, got {batch_size}")
         if num_workers < 0:
@@ -156,18 +156,34 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self._words = words
         self._sample_rate = sample_rate
         self._clip_samples = round(sample_rate * clip_seconds)
+        self.silence_percentage = silence_percentage
+        self.unknown_percentage = unknown_percentage
+        self.augmentation = WaveformAugmentation.from_config(augmentation or {}, sample_rate=sample_rate)
         self._datasets: dict[str, CachedClipDataset] = {}
         self._corpus_checked = False
+        self._noise: dict[str, torch.Tensor] | None = None
 
     @property
     def num_classes(self) -> int:
-        """Number of classes, ``len(words)``."""
-        return len(self._words)
+        """Number of classes, ``len(class_names)``."""
+        return len(self.class_names)
 
     @property
     def class_names(self) -> list[str]:
-        """Class names in class-index order (a copy of ``words``)."""
-        return list(self._words)
+        """Class names in class-index order: ``words``, then ``_silence_`` and ``_unknown_`` when used."""
+        extra = [SILENCE_LABEL] if self.silence_percentage else []
+        return self._words + extra + ([UNKNOWN_LABEL] if self.unknown_percentage else [])
+
+    @property
+    def uses_official_test_set(self) -> bool:
+        """Whether the test split is the separate 12-class test archive beside the corpus: when the task
+        has ``_silence_`` and ``_unknown_`` and the archive's label folders are :attr:`class_names`."""
+        return self._official_test_clips() is not None
+
+    def _official_test_clips(self) -> list[tuple[str, str]] | None:
+        if not (self.silence_percentage and self.unknown_percentage):
+            return None
+        return list_official_test_set(official_test_set_dir(self.corpus_dir), self.class_names)
 
     @property
     def clip_samples(self) -> int:
@@ -205,7 +221,35 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                     f"download and extract {self.version}.tar.gz into {self.corpus_dir} yourself, or use "
                     "data.corpus=generated for the offline corpus."
                 ) from error
+        if (
+            self.corpus == "speechcommands"
+            and self.download
+            and self.silence_percentage
+            and self.unknown_percentage
+        ):
+            self._download_official_test_set()
         self._check_corpus()
+
+    def _download_official_test_set(self) -> None:
+        """Download and extract the separate 12-class test archive beside the corpus if it is missing."""
+        test_dir = official_test_set_dir(self.corpus_dir)
+        if test_dir.is_dir():
+            return
+        url = TEST_SET_URL.format(name=test_dir.name)
+        archive = test_dir.with_name(f"{test_dir.name}.tar.gz")
+        log.info("Downloading the 12-class test set %s into %s", url, test_dir)
+        try:
+            torch.hub.download_url_to_file(url, str(archive))
+            with tarfile.open(archive) as tar:
+                tar.extractall(f"{test_dir}.partial", filter="data")
+            Path(f"{test_dir}.partial").rename(test_dir)
+        except OSError as error:
+            raise RuntimeError(
+                f"Downloading {url} failed ({error}). Download it and extract it into {test_dir} yourself, "
+                "or train without it: the test split then follows testing_list.txt."
+            ) from error
+        finally:
+            archive.unlink(missing_ok=True)
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets of the splits ``stage`` needs, from the cache or by decoding once."""
@@ -218,11 +262,20 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             self._check_corpus()
         for split in missing:
             self._datasets[split] = self._build_split(split)
+        if "test" in missing:
+            source = (
+                official_test_set_dir(self.corpus_dir) if self.uses_official_test_set else "testing_list.txt"
+            )
+            log.info("Speech Commands test split: %s", source)
 
     def files(self, split: str) -> list[str]:
         """Clip paths of ``split`` (``"train"``, ``"val"`` or ``"test"``) relative to :attr:`corpus_dir`, in
         dataset order: item ``i`` of the split (and row ``i`` of its predictions) is ``files(split)[i]``."""
         return list(self._dataset(split).files)
+
+    def labels(self, split: str) -> list[int]:
+        """Class indices of ``split``'s clips, in :meth:`files` order."""
+        return list(self._dataset(split).labels)
 
     def train_dataloader(self) -> DataLoader:
         """Shuffled training batches (the order follows the seed set by ``seed_everything``)."""
@@ -241,11 +294,19 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         return self._loader("test", shuffle=False)
 
     def _dataset(self, split: str) -> CachedClipDataset:
-        if split not in SPLIT_SUBSETS:
-            raise ValueError(f"Unknown split {split!r}; expected one of {list(SPLIT_SUBSETS)}")
+        if split not in SPLITS:
+            raise ValueError(f"Unknown split {split!r}; expected one of {list(SPLITS)}")
         if split not in self._datasets:
             raise RuntimeError(f"Split {split!r} is not set up; call setup() with a stage that includes it")
         return self._datasets[split]
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """Augment training batches on the training device; other batches pass unchanged."""
+        if self.trainer is None or not self.trainer.training or not self.augmentation.enabled:
+            return batch
+        waveforms, lengths, labels = batch
+        waveforms, lengths = self.augmentation(waveforms, lengths)
+        return waveforms, lengths, labels
 
     def _loader(self, split: str, *, shuffle: bool) -> DataLoader:
         return DataLoader(
@@ -285,10 +346,20 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                     f"No clips for word {word!r}: {word_dir} is missing or holds no <speaker>_nohash_<n>.wav "
                     f"files. Change data.words (words in this corpus: {present}) or fix the corpus."
                 )
+        if self.silence_percentage or self.augmentation.noise_prob > 0:
+            noise_dir = corpus_dir / NOISE_FOLDER
+            if next(noise_dir.glob("*.wav"), None) is None:
+                raise FileNotFoundError(
+                    f"{noise_dir} holds no .wav recordings, which the _silence_ class and noise "
+                    "augmentation are cut from. Restore them (they come with the corpus), or set "
+                    "data.silence_percentage=0 and turn noise augmentation off."
+                )
+            self.augmentation.set_noise(self.background_noise())
         self._corpus_checked = True
 
     def _check_list_file(self, list_file: Path) -> None:
-        """Each entry must be ``<word>/<speaker>_nohash_<n>.wav``; entries of ``words`` must exist."""
+        """Each entry must be ``<word>/<speaker>_nohash_<n>.wav``; entries of ``words`` (of every word when
+        ``_unknown_`` is drawn from them) must exist."""
         if not list_file.is_file():
             raise FileNotFoundError(
                 f"Split list {list_file} is missing; the Speech Commands splits need validation_list.txt and "
@@ -305,32 +376,64 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                     f"{list_file} line {line_number}: {entry!r} is not of the form "
                     "<word>/<speaker>_nohash_<n>.wav; fix or remove that line."
                 )
-            if entry.split("/", 1)[0] in words and not (list_file.parent / entry).is_file():
+            used = self.unknown_percentage or entry.split("/", 1)[0] in words
+            if used and not (list_file.parent / entry).is_file():
                 raise FileNotFoundError(
                     f"{list_file} line {line_number} names clip {entry}, but {list_file.parent / entry} does "
                     f"not exist. Restore the clip or remove that line from {list_file.name}."
                 )
 
-    def _list_split(self, split: str) -> list[str]:
-        """Sorted paths (relative to the corpus folder) of the clips of ``words`` in ``split``, as
-        torchaudio's split logic assigns them."""
-        subset = SPEECHCOMMANDS(self.root, url=self.version, download=False, subset=SPLIT_SUBSETS[split])
-        words = set(self._words)
-        files = set()
-        for n in range(len(subset)):
-            try:
-                relpath, _, label, _, _ = subset.get_metadata(n)
-            except ValueError:
-                # torchaudio maps a blank list-file line to the corpus folder itself, which has no
-                # "_nohash_" name; every non-blank entry was checked by _check_list_file.
-                continue
-            if label in words:
-                files.add(Path(relpath).relative_to(self.version).as_posix())
-        return sorted(files)
+    def _list_split(self, split: str) -> tuple[list[str], list[int]]:
+        """Names (relative to the corpus folder) and labels of the clips of ``split``, as the module
+        docstring of :mod:`src.data.speech_commands_splits` states the rule."""
+        official = self._official_test_clips() if split == "test" else None
+        if official is not None:
+            return [name for name, _ in official], [self.class_names.index(label) for _, label in official]
+        clips_by_word = list_word_clips(self.root, self.version, split)
+        known = sorted(name for word in self._words for name in clips_by_word.get(word, []))
+        names = list(known)
+        labels = [self._words.index(name.split("/", 1)[0]) for name in known]
+        if self.silence_percentage:
+            count = extra_class_count(len(known), self.silence_percentage)
+            cuts = draw_silence(self._noise_lengths(), self._clip_samples, count, split)
+            names += [cut.name for cut in cuts]
+            labels += [self.class_names.index(SILENCE_LABEL)] * len(cuts)
+        if self.unknown_percentage:
+            count = extra_class_count(len(known), self.unknown_percentage)
+            unknown = draw_unknown(clips_by_word, self._words, count, split)
+            names += unknown
+            labels += [self.class_names.index(UNKNOWN_LABEL)] * len(unknown)
+        return names, labels
+
+    def _noise_lengths(self) -> dict[str, int]:
+        """Length in samples (at ``sample_rate``) of each background-noise recording, by name relative to
+        the corpus folder."""
+        return {name: len(wave) for name, wave in self._noise_recordings().items()}
+
+    def _noise_recordings(self) -> dict[str, torch.Tensor]:
+        """The ``_background_noise_`` recordings at ``sample_rate``, decoded once, by name relative to the
+        corpus folder."""
+        if self._noise is None:
+            paths = sorted((self.corpus_dir / NOISE_FOLDER).glob("*.wav"))
+            self._noise = {
+                path.relative_to(self.corpus_dir).as_posix(): read_clip(path, self._sample_rate)
+                for path in paths
+            }
+        return self._noise
+
+    def background_noise(self) -> list[torch.Tensor]:
+        """The training part (first 80%, see :mod:`src.data.speech_commands_splits`) of each
+        background-noise recording, ``(time,)`` at ``sample_rate``: what noise augmentation mixes in, so that
+        it never overlaps the validation and test ``_silence_`` clips."""
+        low, high = NOISE_REGIONS["train"]
+        return [
+            wave[round(len(wave) * low) : round(len(wave) * high)]
+            for wave in self._noise_recordings().values()
+        ]
 
     def _build_split(self, split: str) -> CachedClipDataset:
-        files = self._list_split(split)
-        if not files:
+        names, labels = self._list_split(split)
+        if not names:
             source = (
                 self.corpus_dir / SPLIT_LIST_FILES[split] if split in SPLIT_LIST_FILES else self.corpus_dir
             )
@@ -338,65 +441,37 @@ class SpeechCommandsDataModule(L.LightningDataModule):
                 f"Split {split!r} has no clips of data.words={self._words} (from {source}); fix that split "
                 "or data.words."
             )
-        labels = [self._words.index(name.split("/", 1)[0]) for name in files]
         counts = Counter(labels)
-        per_class = ", ".join(f"{word}={counts[i]}" for i, word in enumerate(self._words))
-        log.info("Speech Commands %s split: %d clips (%s)", split, len(files), per_class)
-        for i, word in enumerate(self._words):
+        per_class = ", ".join(f"{name}={counts[i]}" for i, name in enumerate(self.class_names))
+        log.info("Speech Commands %s split: %d clips (%s)", split, len(names), per_class)
+        for i, name in enumerate(self.class_names):
             if counts[i] == 0:
-                log.warning("Speech Commands %s split has no clips of word %r", split, word)
-        return CachedClipDataset(self._cache_file(split, files), files, labels)
-
-    def _cache_file(self, split: str, files: list[str]) -> Path:
-        """Path of the split's int16 cache, built (under a file lock, atomically) if it does not exist yet.
-
-        The name hashes the sorted file list with each file's size and mtime, the sample rate and the clip
-        length, so any change to the corpus or to those settings selects a new cache.
-        """
-        stats = [os.stat(self.corpus_dir / name) for name in files]
-        key = {
-            "format": CACHE_FORMAT,
-            "sample_rate": self._sample_rate,
-            "clip_samples": self._clip_samples,
-            "files": [(name, st.st_size, st.st_mtime_ns) for name, st in zip(files, stats, strict=True)],
-        }
-        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
-        cache_file = self.cache_dir / f"speech_commands-{split}-{digest}.npy"
-        with FileLock(f"{cache_file}.lock"):
-            if cache_file.is_file():
-                log.info("Reusing decoded %s clips from %s", split, cache_file)
-            else:
-                self._write_cache(split, files, cache_file)
-        shape = np.load(cache_file, mmap_mode="r").shape
-        if shape != (len(files), self._clip_samples):
-            raise RuntimeError(
-                f"Cache {cache_file} holds an array of shape {shape}, expected "
-                f"{(len(files), self._clip_samples)}; delete it to rebuild it."
-            )
-        return cache_file
-
-    def _write_cache(self, split: str, files: list[str], cache_file: Path) -> None:
-        """Decode ``files`` into an int16 ``(clips, clip_samples)`` ``.npy``, written to a temporary file and
-        renamed into place so an interrupted run never leaves a half-written cache.
-
-        int16 is lossless for the corpus (16-bit PCM, which soundfile scales by 1/32768) and halves the size
-        of float32; clips that were resampled or stored as float are quantised at 16 bits (about -96 dBFS).
-        """
-        log.info("Decoding %d %s clips into %s", len(files), split, cache_file)
-        tmp_file = cache_file.with_name(f"{cache_file.name}.{os.getpid()}.tmp")
+                log.warning("Speech Commands %s split has no clips of class %r", split, name)
         report = AudioFixReport()
-        try:
-            waves = np.lib.format.open_memmap(
-                tmp_file, mode="w+", dtype=np.int16, shape=(len(files), self._clip_samples)
-            )
-            for row, name in enumerate(files):
-                wave = read_clip(self.corpus_dir / name, self._sample_rate, report=report)
-                wave = fit_length(wave, self._clip_samples, report=report)
-                waves[row] = np.clip(np.rint(wave.numpy() * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1)
-            waves.flush()
-            del waves
-            os.replace(tmp_file, cache_file)
-        finally:
-            tmp_file.unlink(missing_ok=True)
+        cache_file = cached_clips(
+            self.cache_dir,
+            f"speech_commands-{split}",
+            names,
+            [self._source_file(name) for name in names],
+            self._clip_samples,
+            {"sample_rate": self._sample_rate},
+            lambda name: self._load_clip(name, report),
+        )
         report.log_summary(f"Speech Commands {split} split", self._sample_rate, self._clip_samples)
+        return CachedClipDataset(cache_file, names, labels)
+
+    def _source_file(self, name: str) -> Path:
+        """The audio file a split's clip ``name`` is read from."""
+        cut = SilenceCut.parse(name)
+        return self.corpus_dir / (cut.recording if cut is not None else name)
+
+    def _load_clip(self, name: str, report: AudioFixReport) -> torch.Tensor:
+        """The ``(time,)`` waveform of a clip of a split: a decoded file, or a cut of background noise."""
+        cut = SilenceCut.parse(name)
+        if cut is not None:
+            noise = self._noise_recordings()[cut.recording]
+            return noise[cut.start : cut.start + self._clip_samples] * cut.gain
+        wave = read_clip(self.corpus_dir / name, self._sample_rate, report=report)
+        if len(wave) > self._clip_samples:
+            report.truncated += 1
+        return wave

@@ -9,6 +9,7 @@ import tarfile
 import urllib.error
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -20,8 +21,10 @@ from torch.utils.data import RandomSampler, SequentialSampler
 
 import src.data.speech_commands as speech_commands
 from src.data.audio import AudioDecodeError, fit_length, read_clip
+from src.data.clip_cache import lengths_file
 from src.data.speech_commands import SpeechCommandsDataModule
 from src.data.speech_commands_corpus import CORE_WORDS, WORDS
+from src.data.speech_commands_splits import NOISE_REGIONS, SilenceCut
 from tests.conftest import REAL_SAMPLE, requires_real_sample
 
 SAMPLE_RATE = 16000
@@ -127,21 +130,23 @@ def test_batches_have_fixed_length_and_match_decoded_files(corpus: Path) -> None
     dm = make_dm(root_of(corpus))
     dm.setup("fit")
 
-    waves, labels = next(iter(dm.train_dataloader()))
+    waves, lengths, labels = next(iter(dm.train_dataloader()))
     assert waves.shape == (5, CLIP_SAMPLES)
     assert waves.dtype == torch.float32
+    assert lengths.tolist() == [3200] * 5  # 0.2 s clips, padded to 0.25 s
     assert labels.shape == (5,)
     assert labels.dtype == torch.int64
     assert waves.abs().max() <= 1.0
 
     val = dm._datasets["val"]
     for index, name in enumerate(val.files):
-        wave, label = val[index]
+        wave, length, label = val[index]
+        assert length == 3200
         expected = fit_length(read_clip(corpus / name, SAMPLE_RATE), CLIP_SAMPLES)
         torch.testing.assert_close(wave, expected, rtol=0, atol=0)
         assert label == ["yes", "no"].index(name.split("/")[0])
         assert torch.all(wave[3200:] == 0)  # 0.2 s clips zero-padded to 0.25 s
-    assert sum(len(batch[1]) for batch in dm.val_dataloader()) == len(val) == 4
+    assert sum(len(batch[2]) for batch in dm.val_dataloader()) == len(val) == 4
 
 
 def test_truncates_clips_longer_than_clip_seconds(corpus: Path, caplog: pytest.LogCaptureFixture) -> None:
@@ -149,8 +154,9 @@ def test_truncates_clips_longer_than_clip_seconds(corpus: Path, caplog: pytest.L
     with caplog.at_level(logging.WARNING):
         dm.setup("test")
 
-    wave, _ = dm._datasets["test"][0]
+    wave, length, _ = dm._datasets["test"][0]
     assert wave.shape == (1600,)
+    assert length == 1600
     torch.testing.assert_close(wave, read_clip(corpus / dm.files("test")[0], SAMPLE_RATE)[:1600])
     assert "truncated 4 clips longer than 1600 samples" in caplog.text
 
@@ -183,8 +189,9 @@ def test_dataset_pickles_without_the_array(corpus: Path) -> None:
 def test_cache_is_reused_without_decoding(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = make_dm(root_of(corpus))
     first.setup()
-    cache_files = sorted(first.cache_dir.glob("*.npy"))
+    cache_files = sorted(first.cache_dir.glob("*[0-9a-f].npy"))
     assert [path.name.split("-")[1] for path in cache_files] == ["test", "train", "val"]
+    assert all(lengths_file(path).is_file() for path in cache_files)
     assert np.load(cache_files[0], mmap_mode="r").dtype == np.int16
     assert not list(first.cache_dir.glob("*.tmp"))
 
@@ -199,7 +206,7 @@ def test_cache_is_reused_without_decoding(corpus: Path, monkeypatch: pytest.Monk
         assert second.files(split) == first.files(split)
         for index in range(len(second._datasets[split])):
             torch.testing.assert_close(second._datasets[split][index], first._datasets[split][index])
-    assert sorted(second.cache_dir.glob("*.npy")) == cache_files
+    assert sorted(second.cache_dir.glob("*[0-9a-f].npy")) == cache_files
 
 
 def test_changed_corpus_or_settings_invalidate_cache(corpus: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,7 +231,7 @@ def test_changed_corpus_or_settings_invalidate_cache(corpus: Path, monkeypatch: 
     new_wave = second._datasets["test"][0][0]
     assert not torch.equal(new_wave, old_wave)
     torch.testing.assert_close(new_wave[:3200], torch.full((3200,), 1000 / 32768))
-    assert len(list(second.cache_dir.glob("speech_commands-test-*.npy"))) == 2
+    assert len(list(second.cache_dir.glob("speech_commands-test-*[0-9a-f].npy"))) == 2
 
     decoded.clear()
     make_dm(root_of(corpus), clip_seconds=0.3).setup("test")
@@ -420,7 +427,7 @@ def test_real_speech_commands_v001_sample(tmp_path: Path) -> None:
         assert dm.files(split) == sorted(listed)
     on_disk = {f"{word}/{p.name}" for word in ("yes", "no") for p in (REAL_SAMPLE / word).glob("*.wav")}
     assert set(dm.files("train")) == on_disk - set(dm.files("val")) - set(dm.files("test"))
-    waves, labels = next(iter(dm.test_dataloader()))
+    waves, _, labels = next(iter(dm.test_dataloader()))
     assert waves.shape == (len(dm.files("test")), 16000)
     assert labels.tolist() == [0 if name.startswith("yes/") else 1 for name in dm.files("test")]
     assert waves.abs().amax(dim=1).min() > 0.01  # real speech, not silence
@@ -438,3 +445,139 @@ def test_multiclass_tasks_have_their_label_sets_and_clips_of_every_word(
     assert {name.split("/", 1)[0] for name in datamodule.files("train")} == set(expected)
     # the tiny corpus's 24 speakers leave some rare words out of validation, never other words in
     assert {name.split("/", 1)[0] for name in datamodule.files("val")} <= set(expected)
+
+
+def _long_noise(corpus: Path, seconds: float = 10.0) -> torch.Tensor:
+    """Replace the fake corpus's background noise by one ``seconds`` long recording; returns it."""
+    noise = np.random.default_rng(1).uniform(-0.5, 0.5, round(SAMPLE_RATE * seconds)).astype(np.float32)
+    sf.write(corpus / "_background_noise_" / "white_noise.wav", noise, SAMPLE_RATE, subtype="FLOAT")
+    return torch.from_numpy(noise)
+
+
+def test_silence_and_unknown_follow_the_reference_rule(corpus: Path) -> None:
+    noise = _long_noise(corpus)
+    dm = make_dm(root_of(corpus), words=["yes", "no"], silence_percentage=30, unknown_percentage=50)
+    assert dm.class_names == ["yes", "no", "_silence_", "_unknown_"]
+    dm.setup()
+    lists = {"val": "validation_list.txt", "test": "testing_list.txt"}
+    for split, known in (("train", 8), ("val", 4), ("test", 4)):
+        dataset = dm._datasets[split]
+        by_label = {
+            name: [f for f, y in zip(dataset.files, dataset.labels, strict=True) if y == i]
+            for i, name in enumerate(dm.class_names)
+        }
+        assert len(by_label["yes"]) + len(by_label["no"]) == known
+        assert len(by_label["_silence_"]) == -(-known * 30 // 100)  # ceil
+        assert len(by_label["_unknown_"]) == known * 50 // 100
+        assert all(name.startswith("up/") for name in by_label["_unknown_"])
+        if split in lists:
+            assert set(by_label["_unknown_"]) <= set((corpus / lists[split]).read_text().split())
+        low, high = NOISE_REGIONS[split]
+        for name in by_label["_silence_"]:
+            cut = SilenceCut.parse(name)
+            assert cut is not None and cut.recording == "_background_noise_/white_noise.wav"
+            assert len(noise) * low <= cut.start <= len(noise) * high - CLIP_SAMPLES
+            wave, length, _ = dataset[dataset.files.index(name)]
+            assert length == CLIP_SAMPLES
+            expected = noise[cut.start : cut.start + CLIP_SAMPLES] * cut.gain
+            torch.testing.assert_close(wave, expected, rtol=0, atol=1 / 32768)
+    again = make_dm(root_of(corpus), words=["yes", "no"], silence_percentage=30, unknown_percentage=50)
+    again.setup()
+    assert all(again.files(split) == dm.files(split) for split in ("train", "val", "test"))
+
+
+def test_too_few_unknown_clips_or_short_noise_fail_with_the_setting_to_change(corpus: Path) -> None:
+    with pytest.raises(ValueError, match=r"data\.unknown_percentage"):
+        make_dm(root_of(corpus), words=["yes", "no"], unknown_percentage=100).setup("fit")
+    with pytest.raises(ValueError, match=r"data\.silence_percentage=0"):  # the fixture's noise is 1 s
+        make_dm(root_of(corpus), words=["yes", "no"], silence_percentage=10).setup("fit")
+    (corpus / "_background_noise_" / "white_noise.wav").unlink()
+    with pytest.raises(FileNotFoundError, match=r"_background_noise_ holds no \.wav"):
+        make_dm(root_of(corpus), words=["yes", "no"], silence_percentage=10).setup("fit")
+    with pytest.raises(ValueError, match="percentage in"):
+        make_dm(root_of(corpus), silence_percentage=-1)
+
+
+def test_official_test_archive_is_the_test_split_when_its_labels_match(corpus: Path) -> None:
+    _long_noise(corpus)
+    archive = corpus.parent / "speech_commands_test_set_v0.02"
+    for label, source in (("yes", "yes"), ("no", "no"), ("_unknown_", "up"), ("_silence_", "yes")):
+        (archive / label).mkdir(parents=True)
+        sf.write(archive / label / "clip0.wav", _clip(source, 5), SAMPLE_RATE, subtype="PCM_16")
+    options = {"words": ["yes", "no"], "silence_percentage": 10, "unknown_percentage": 10}
+    dm = make_dm(root_of(corpus), **options)
+    dm.setup("test")
+    assert dm.uses_official_test_set
+    expected = [f"../speech_commands_test_set_v0.02/{label}/clip0.wav" for label in sorted(dm.class_names)]
+    assert dm.files("test") == expected
+    assert dm._datasets["test"].labels == [dm.class_names.index(label) for label in sorted(dm.class_names)]
+    _, length, _ = dm._datasets["test"][0]
+    assert length == 3200
+
+    without_silence = make_dm(root_of(corpus), words=["yes", "no"], unknown_percentage=10)
+    without_silence.setup("test")
+    assert not without_silence.uses_official_test_set
+    assert all(not name.startswith("..") for name in without_silence.files("test"))
+
+
+@pytest.mark.parametrize("task", ["kws10", "kws12", "kws35"])
+def test_multiclass_split_sizes_on_the_generated_corpus(
+    make_config: Callable[..., DictConfig], task: str
+) -> None:
+    datamodule = instantiate(make_config(f"data={task}").data)
+    datamodule.prepare_data()
+    datamodule.setup()
+    words = datamodule.class_names[:10] if task != "kws35" else datamodule.class_names
+    for split in ("train", "val", "test"):
+        labels = [datamodule.class_names[i] for i in datamodule._datasets[split].labels]
+        known = sum(label in words for label in labels)
+        listed = datamodule.files(split)
+        assert len(listed) == len(set(listed)) == len(labels)
+        if task == "kws12":
+            assert labels.count("_silence_") == labels.count("_unknown_") == -(-known // 10)
+        else:
+            assert known == len(labels)
+
+
+@requires_real_sample
+def test_kws12_on_the_real_sample_cuts_real_background_noise(tmp_path: Path) -> None:
+    (tmp_path / "SpeechCommands").mkdir()
+    (tmp_path / "SpeechCommands" / "speech_commands_v0.01").symlink_to(REAL_SAMPLE, target_is_directory=True)
+    dm = SpeechCommandsDataModule(
+        str(tmp_path),
+        corpus="speechcommands",
+        version="speech_commands_v0.01",
+        words=list(CORE_WORDS[:10]),
+        silence_percentage=10,
+        unknown_percentage=10,
+    )
+    dm.prepare_data()
+    dm.setup("fit")
+    train = dm._datasets["train"]
+    silence = [i for i, label in enumerate(train.labels) if dm.class_names[label] == "_silence_"]
+    recordings = {SilenceCut.parse(train.files[i]).recording for i in silence}
+    assert recordings <= {
+        f"_background_noise_/{p.name}" for p in (REAL_SAMPLE / "_background_noise_").glob("*.wav")
+    }
+    assert len(silence) == -(-sum(label < 10 for label in train.labels) // 10)
+    unknown_words = {train.files[i].split("/")[0] for i, label in enumerate(train.labels) if label == 11}
+    assert unknown_words and not unknown_words & set(CORE_WORDS[:10])
+
+
+def test_augmentation_changes_training_batches_only(corpus: Path) -> None:
+    _long_noise(corpus)
+    dm = make_dm(root_of(corpus), augmentation={"noise_prob": 1.0, "time_shift_ms": 20, "freq_mask_param": 5})
+    dm.setup()
+    noise = dm.augmentation.noise
+    assert len(noise) == round(0.8 * 10 * SAMPLE_RATE)  # only the training part of the recording
+    batch = next(iter(dm.train_dataloader()))
+    for training, changed in ((True, True), (False, False)):
+        dm.trainer = SimpleNamespace(training=training)
+        waves, _, labels = dm.on_after_batch_transfer(batch, 0)
+        assert torch.equal(labels, batch[2])
+        assert (not torch.equal(waves, batch[0])) == changed
+    dm.trainer = None
+    assert dm.on_after_batch_transfer(batch, 0) is batch
+    plain = make_dm(root_of(corpus))
+    plain.trainer = SimpleNamespace(training=True)
+    assert plain.on_after_batch_transfer(batch, 0) is batch
