@@ -38,14 +38,14 @@ class SpectrogramLogger(L.Callback):
         experiments = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not experiments:
             return
-        waveforms, labels = batch
+        waveforms, *_, labels = batch  # classification batches end with the labels
         with torch.no_grad():
             features = pl_module.frontend(waveforms[: self.num_examples]).float().cpu()
         class_names = getattr(pl_module, "class_names", None)
         figure, axes = plt.subplots(1, len(features), figsize=(3 * len(features), 3), squeeze=False)
-        for axis, feature, label in zip(axes[0], features, labels, strict=False):
+        for index, (axis, feature, label) in enumerate(zip(axes[0], features, labels, strict=False)):
             image = axis.imshow(feature.numpy(), origin="lower", aspect="auto")
-            axis.set_title(class_names[int(label)] if class_names else f"class {int(label)}")
+            axis.set_title(class_names[int(label)] if class_names else f"example {index}")
             axis.set_xlabel("frame")
             figure.colorbar(image, ax=axis)
         axes[0][0].set_ylabel("feature")

@@ -114,9 +114,10 @@ class MelFrontend(nn.Module):
             mel_scale=self.mel_scale,
         )
 
-    def num_frames(self, num_samples: int) -> int:
+    def num_frames(self, num_samples: int | Tensor) -> int | Tensor:
         """Number of frames produced for a clip of ``num_samples`` samples: ``1 + time // hop_length``
-        when ``center``, else ``1 + (time - n_fft) // hop_length``."""
+        when ``center``, else ``1 + (time - n_fft) // hop_length``. Also elementwise for an integer tensor
+        of sample counts, e.g. the ``(batch,)`` true lengths of padded clips."""
         if self.center:
             return 1 + num_samples // self.hop_length
         return 1 + (num_samples - self.n_fft) // self.hop_length

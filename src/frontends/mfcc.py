@@ -49,8 +49,8 @@ class MFCC(nn.Module):
         # (batch, frames, n_mels) @ (n_mels, n_mfcc) -> (batch, frames, n_mfcc) -> (batch, n_mfcc, frames)
         return torch.matmul(log_mel.transpose(-1, -2), self.dct_mat).transpose(-1, -2)
 
-    def num_frames(self, num_samples: int) -> int:
-        """Number of frames produced for a clip of ``num_samples`` samples."""
+    def num_frames(self, num_samples: int | torch.Tensor) -> int | torch.Tensor:
+        """Number of frames produced for a clip of ``num_samples`` samples (an int or an integer tensor)."""
         return self.log_mel.num_frames(num_samples)
 
     def analytic_macs(self, num_samples: int) -> int:
