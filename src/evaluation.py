@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.run_config import load_run_config
+from src.reporting.test_analysis import analyse_test_predictions
 from src.tasks.classification import ClassificationTask
 from src.training import build_loggers, command_line_overrides, corpus_note
 from src.utils.run_files import write_json_atomic
@@ -17,7 +18,8 @@ from src.utils.run_files import write_json_atomic
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path``: data from the checkpoint's config merged with ``cfg.data``; writes
-    ``metrics.json`` in ``cfg.paths.output_dir`` and returns its content."""
+    ``metrics.json`` and the error analysis (``error_analysis/``) in ``cfg.paths.output_dir`` and returns
+    the content of ``metrics.json``."""
     run_config = load_run_config(cfg.ckpt_path)
     data_config = OmegaConf.merge(run_config.data, cfg.data)
     L.seed_everything(run_config.seed, workers=True)
@@ -30,6 +32,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     trainer: L.Trainer = instantiate(cfg.trainer, logger=build_loggers(cfg), callbacks=[])
     test_metrics = trainer.test(model, datamodule=datamodule)[0]
+    error_analysis = analyse_test_predictions(model, datamodule, cfg.paths.output_dir, trainer.loggers)
     summary = {
         "status": "ok",
         "task_name": cfg.task_name,
@@ -39,6 +42,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "data_root": data_config.root,
         "overrides": command_line_overrides(),
         "metrics": {name: float(value) for name, value in test_metrics.items()},
+        "error_analysis": error_analysis,
     }
     write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", summary)
     return summary

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks import EpochTrainingTimer, RunConfigInCheckpoint
 from src.callbacks.run_config import load_run_config
+from src.reporting.test_analysis import analyse_test_predictions
 from src.tasks.classification import ClassificationTask
 from src.utils.run_files import write_json_atomic
 
@@ -71,6 +72,8 @@ def build_model(
         clip_samples=clip_samples,
         optimizer=run_config["optimizer"],
         scheduler=run_config.get("scheduler"),
+        standardize_features=run_config.get("standardize_features", False),
+        spec_augment=run_config.get("augmentation"),
     )
 
 
@@ -88,7 +91,10 @@ def flat_hyperparameters(run_config: Mapping[str, Any]) -> dict[str, Any]:
         else:
             flat[prefix] = str(node)
 
-    for group in ("data", "frontend", "model", "optimizer", "scheduler"):
+    for key in ("standardize_features",):
+        if key in run_config:
+            flat[key] = run_config[key]
+    for group in ("data", "frontend", "model", "optimizer", "scheduler", "augmentation"):
         if run_config.get(group) is not None:
             visit(group, run_config[group])
     return flat
@@ -172,6 +178,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     if not best_path:
         log.warning("No checkpoint was saved (fast_dev_run?): testing the final weights")
     test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0]
+    error_analysis = analyse_test_predictions(model, datamodule, cfg.paths.output_dir, loggers)
 
     metrics = {**fit_metrics, **{name: float(value) for name, value in test_metrics.items()}}
     metrics["val/acc_best"] = (
@@ -194,6 +201,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
         "epoch_times_s": timers[0].epoch_times if timers else [],
         "epochs_completed": trainer.current_epoch,
         "split_sizes": {split: len(datamodule.files(split)) for split in ("train", "val", "test")},
+        "error_analysis": error_analysis,
         "best_checkpoint": best_path or None,
         "last_checkpoint": last_path or None,
         "output_dir": str(cfg.paths.output_dir),

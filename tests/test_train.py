@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 from collections.abc import Callable
@@ -192,6 +193,20 @@ def test_test_py_evaluates_a_checkpoint_with_its_saved_config(
     assert evaluated["metrics"]["test/acc"] == fitted["metrics"]["test/acc"]
     assert evaluated["metrics"]["test/loss"] == pytest.approx(fitted["metrics"]["test/loss"], rel=1e-6)
     assert evaluated["corpus"] == "generated"
+    # the error analysis covers the tested clips: its accuracy is the one Lightning logged
+    folder = tmp_path / "evaluation" / "error_analysis"
+    rows = list(csv.DictReader((folder / "predictions.csv").open()))
+    assert len(rows) == evaluated["error_analysis"]["clips"] == min(2 * 64, fitted["split_sizes"]["test"])
+    correct = [row for row in rows if row["correct"] == "1"]
+    assert len(correct) / len(rows) == pytest.approx(evaluated["metrics"]["test/acc"])
+    wrong = list(csv.DictReader((folder / "misclassified.csv").open()))
+    assert sorted(row["file"] for row in wrong) == sorted(
+        row["file"] for row in rows if row["correct"] == "0"
+    )
+    assert evaluated["error_analysis"]["metrics"]["test/acc"] == pytest.approx(
+        evaluated["metrics"]["test/acc"]
+    )
+    assert (folder / "confusion_matrix.png").is_file()
 
 
 def test_train_py_runs_a_multirun_grid_from_the_command_line(tiny_corpus_root: Path, tmp_path: Path) -> None:

@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 from matplotlib.backends.backend_pdf import PdfPages
 from omegaconf import DictConfig
 
+from src.reporting.sweep_confusions import write_confusion_panels
 from src.reporting.sweep_plots import write_plots
 from src.reporting.sweep_table import SweepTable, aggregate_sweep, write_table
 
@@ -37,6 +38,9 @@ def write_sweep(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None
     when given); returns the plot files."""
     csv_path, md_path = write_table(table, output_dir)
     plots = write_plots(table, output_dir, pdf)
+    confusions = write_confusion_panels(table, output_dir, pdf)
+    if confusions is not None:
+        plots.append(confusions)
     log.info("Sweep %s: wrote %s, %s and %d plots", table.name, csv_path, md_path, len(plots))
     return plots
 

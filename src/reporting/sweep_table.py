@@ -32,9 +32,10 @@ FRONTEND_SETTINGS = {
     ("true", "false"): "C",
     ("true", "true"): "D",
 }
-# Metrics of metrics.json under this prefix (e.g. frontend/mel_distance, how far trainable filters
-# moved) get mean and std columns too, named with "/" as "_" (frontend_mel_distance_mean).
-EXTRA_METRIC_PREFIX = "frontend/"
+# Metrics of metrics.json under these prefixes (e.g. test/macro_f1 of the classification tasks, or
+# frontend/mel_distance, how far trainable filters moved) get mean and std columns too when runs have
+# them, named with "/" as "_" (frontend_mel_distance_mean).
+EXTRA_METRIC_PREFIXES = ("test/macro_f1", "frontend/")
 # Aggregated over the seeds of a configuration into <stem>_mean and <stem>_std columns.
 MEAN_STD_COLUMNS = ("test_acc", "val_acc_best", "train_loss_final", "epoch_time_s")
 COMPLEXITY_COLUMNS = ("frontend_params", "backbone_params", "frontend_macs", "backbone_macs")
@@ -73,9 +74,9 @@ class JobRun:
         return [float(t) for t in (self.summary or {}).get("epoch_times_s", [])]
 
     def extra_metrics(self) -> list[str]:
-        """Names of this run's metrics under ``EXTRA_METRIC_PREFIX``."""
+        """Names of this run's metrics under ``EXTRA_METRIC_PREFIXES``."""
         return [
-            name for name in (self.summary or {}).get("metrics", {}) if name.startswith(EXTRA_METRIC_PREFIX)
+            name for name in (self.summary or {}).get("metrics", {}) if name.startswith(EXTRA_METRIC_PREFIXES)
         ]
 
     def value(self, stem: str) -> float:
