@@ -75,11 +75,13 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(swept_project: Path
         assert sorted({row[key].lower() for row in rows}) == sorted(values)  # Hydra writes booleans as True
     assert all(row["status"] == "ok" and row["seeds"] == "1 2" and row["runs"] == "2" for row in rows)
     assert all(0 <= float(row["test_acc_mean"]) <= 1 and int(row["backbone_params"]) > 0 for row in rows)
+    assert all(0 <= float(row["test_macro_f1_mean"]) <= 1 for row in rows)
     numeric = [key for key, values in swept.items() if all(value.isdigit() for value in values)]
-    assert numeric  # every sweep experiment varies a number
     expected = {"train_loss.png"} | {
         f"{name}_vs_{key.rsplit('.', 1)[-1]}.png" for key in numeric for name in PLOTS_PER_SWEPT_KEY
     }
+    if "model" in swept:  # each model's best configuration, side by side
+        expected.add("confusion_matrices.png")
     assert expected <= {path.name for path in results.glob("*.png")}
     assert "fast_dev_run" in (results / "results.md").read_text()
 
@@ -144,12 +146,24 @@ def test_design_card_grid_runs_as_written(tmp_path: Path, tiny_corpus_root: Path
     assert (tmp_path / "sweep_results" / "train" / "epoch_time_vs_groups.png").is_file()
 
 
-def test_optuna_search_optimises_the_value_train_returns(tmp_path: Path, tiny_corpus_root: Path) -> None:
-    result = run_sweep(tmp_path, tiny_corpus_root, "hparams_search=conv1d_optuna", "hydra.sweeper.n_trials=2")
+@pytest.mark.parametrize(
+    ("search", "params"),
+    [
+        ("conv1d_optuna", {"optimizer.lr", "model.channels"}),
+        (
+            "rnn_optuna",
+            {"optimizer", "optimizer.lr", "model.hidden_size", "model.num_layers", "model.dropout"},
+        ),
+    ],
+)
+def test_optuna_search_optimises_the_value_train_returns(
+    tmp_path: Path, tiny_corpus_root: Path, search: str, params: set[str]
+) -> None:
+    result = run_sweep(tmp_path, tiny_corpus_root, f"hparams_search={search}", "hydra.sweeper.n_trials=2")
     assert result.returncode == 0, output(result)
-    (results_file,) = (tmp_path / "logs" / "conv1d_optuna" / "multiruns").glob("*/optimization_results.yaml")
+    (results_file,) = (tmp_path / "logs" / search / "multiruns").glob("*/optimization_results.yaml")
     results = OmegaConf.load(results_file)
-    assert set(results.best_params) == {"optimizer.lr", "model.channels"}
+    assert set(results.best_params) == params
     assert 0 <= results.best_value <= 1
 
 
