@@ -2,12 +2,15 @@
 
 The C API (``espeak-ng/speak_lib.h``) maps onto this module as follows:
 
-* ``espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, espeakINITIALIZE_DONT_EXIT)`` runs once per
-  process, lazily, on the first :func:`synthesize`; it returns the native sample rate (22050 Hz for the
-  shipped voices). The library keeps its state in globals, so this module does too.
+* ``espeak_Initialize(AUDIO_OUTPUT_SYNCHRONOUS, 0, data_path, espeakINITIALIZE_DONT_EXIT |
+  espeakINITIALIZE_PHONEME_EVENTS)`` runs once per process, lazily, on the first :func:`synthesize`; it
+  returns the native sample rate (22050 Hz for the shipped voices). The library keeps its state in
+  globals, so this module does too. Phoneme events only add events: the samples are the same as without.
 * ``espeak_SetSynthCallback(cb)``: in synchronous mode ``espeak_Synth`` calls ``cb(short *wav, int n,
   espeak_EVENT *events)`` repeatedly before it returns; the callback appends the samples and copies the
-  event list, which ends with an event of type ``espeakEVENT_LIST_TERMINATED``.
+  event list, which ends with an event of type ``espeakEVENT_LIST_TERMINATED``. An ``espeakEVENT_PHONEME``
+  event marks the start of a phoneme and names it in ``id.string`` (``char[8]``, an espeak mnemonic such
+  as ``tS`` or ``'aI``, with its stress mark; not NUL-terminated when all 8 bytes are used).
 * ``espeak_SetVoiceByName("en-us+f3")`` picks a voice (language file) and variant (``voices/!v/<name>``).
 * ``espeak_SetParameter(param, value, 0)`` sets rate (words per minute), pitch and pitch range (0-100)
   and the gap between words (units of 10 ms); they persist, so every call sets all of them.
@@ -31,11 +34,12 @@ from dataclasses import dataclass
 import numpy as np
 
 AUDIO_OUTPUT_SYNCHRONOUS = 2
+ESPEAK_INITIALIZE_PHONEME_EVENTS = 0x0001
 ESPEAK_INITIALIZE_DONT_EXIT = 0x8000
 POS_CHARACTER = 1
 ESPEAK_CHARS_UTF8 = 1
 ESPEAK_RATE, ESPEAK_PITCH, ESPEAK_RANGE, ESPEAK_WORDGAP = 1, 3, 4, 7
-EVENT_LIST_TERMINATED, EVENT_WORD, EVENT_SENTENCE, EVENT_END = 0, 1, 2, 5
+EVENT_LIST_TERMINATED, EVENT_WORD, EVENT_SENTENCE, EVENT_END, EVENT_PHONEME = 0, 1, 2, 5, 7
 
 
 class _EventId(ctypes.Union):
@@ -64,7 +68,12 @@ _SynthCallback = ctypes.CFUNCTYPE(
 
 @dataclass(frozen=True)
 class EspeakEvent:
-    """One synthesis event: ``type`` is an ``espeakEVENT_*`` code, ``audio_position`` is in ms."""
+    """One synthesis event: ``type`` is an ``espeakEVENT_*`` code, ``audio_position`` is in ms and
+    ``sample`` is the offset in samples at the native rate where the event happens in the audio.
+
+    ``number`` is the word or sentence number of ``EVENT_WORD`` / ``EVENT_SENTENCE`` events (else 0);
+    ``phoneme`` is the espeak mnemonic of ``EVENT_PHONEME`` events (else ``""``).
+    """
 
     type: int
     text_position: int
@@ -72,6 +81,7 @@ class EspeakEvent:
     audio_position: int
     sample: int
     number: int
+    phoneme: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,7 +119,10 @@ class _Engine:
         self.lib.espeak_Synth.argtypes = [ctypes.c_char_p, ctypes.c_size_t, ctypes.c_uint, ctypes.c_int]
         self.lib.espeak_Synth.argtypes += [ctypes.c_uint, ctypes.c_uint, ctypes.c_void_p, ctypes.c_void_p]
         self.sample_rate = self.lib.espeak_Initialize(
-            AUDIO_OUTPUT_SYNCHRONOUS, 0, self.data_path, ESPEAK_INITIALIZE_DONT_EXIT
+            AUDIO_OUTPUT_SYNCHRONOUS,
+            0,
+            self.data_path,
+            ESPEAK_INITIALIZE_DONT_EXIT | ESPEAK_INITIALIZE_PHONEME_EVENTS,
         )
         if self.sample_rate <= 0:
             raise RuntimeError(f"espeak_Initialize failed with data path {self.data_path.decode()}")
@@ -130,8 +143,10 @@ class _Engine:
         while events[i].type != EVENT_LIST_TERMINATED:
             e = events[i]
             number = e.id.number if e.type in (EVENT_WORD, EVENT_SENTENCE) else 0
+            # A c_char array field reads as bytes up to the first NUL, or all 8 bytes without one.
+            phoneme = e.id.string.decode("utf-8", "replace") if e.type == EVENT_PHONEME else ""
             self.events.append(
-                EspeakEvent(e.type, e.text_position, e.length, e.audio_position, e.sample, number)
+                EspeakEvent(e.type, e.text_position, e.length, e.audio_position, e.sample, number, phoneme)
             )
             i += 1
         return 0  # 0 = continue synthesis

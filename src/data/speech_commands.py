@@ -17,9 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
-from torch.utils.data import DataLoader
 from torchaudio.datasets import SPEECHCOMMANDS
 from torchaudio.datasets.speechcommands import EXCEPT_FOLDER as NOISE_FOLDER
 from torchaudio.datasets.speechcommands import FOLDER_IN_ARCHIVE
@@ -40,26 +38,19 @@ from src.data.speech_commands_splits import (
     list_word_clips,
     official_test_set_dir,
 )
+from src.data.split_datamodule import SplitDataModule
 
 log = logging.getLogger(__name__)
 
 CORPORA = ("generated", "speechcommands")
 VERSIONS = ("speech_commands_v0.01", "speech_commands_v0.02")
 LIST_FILES = ("validation_list.txt", "testing_list.txt")
-SPLITS = ("train", "val", "test")
 SPLIT_LIST_FILES = {"val": "validation_list.txt", "test": "testing_list.txt"}
-STAGE_SPLITS = {
-    None: ("train", "val", "test"),
-    "fit": ("train", "val"),
-    "validate": ("val",),
-    "test": ("test",),
-    "predict": ("test",),
-}
 TEST_SET_URL = "http://download.tensorflow.org/data/{name}.tar.gz"
 _LIST_ENTRY = re.compile(r"[^/]+/[^/]+_nohash_\d+\.wav")
 
 
-class SpeechCommandsDataModule(L.LightningDataModule):
+class SpeechCommandsDataModule(SplitDataModule):
     """Speech Commands (real, or generated offline): ``words``, plus ``_silence_`` and ``_unknown_`` with the
     12-class protocol. Batches are ``(waveforms (batch, clip_samples) float32, lengths (batch,) int64,
     labels (batch,) int64)``: each waveform is zero after its true length ``lengths[i]`` (at most
@@ -109,7 +100,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         cache_dir: str | Path | None = None,
         augmentation: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(batch_size, num_workers, pin_memory)
         if corpus not in CORPORA:
             raise ValueError(f"data.corpus must be one of {list(CORPORA)}, got {corpus!r}")
         if version not in VERSIONS:
@@ -138,19 +129,12 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         ):
             if not 0 <= value <= 100:
                 raise ValueError(f"data.{key} must be a percentage in [0, 100], got {value}")
-        if batch_size <= 0:
-            raise ValueError(f"data.batch_size must be positive, got {batch_size}")
-        if num_workers < 0:
-            raise ValueError(f"data.num_workers must be >= 0, got {num_workers}")
         self.save_hyperparameters(logger=False)
 
         self.root = Path(root).expanduser()
         self.corpus = corpus
         self.version = version
         self.download = download
-        self.batch_size = batch_size
-        self.num_workers = num_workers
-        self.pin_memory = pin_memory
         self.generator_kwargs = dict(generator or {})
         self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else self.root / ".cache"
         self._words = words
@@ -159,7 +143,6 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         self.silence_percentage = silence_percentage
         self.unknown_percentage = unknown_percentage
         self.augmentation = WaveformAugmentation.from_config(augmentation or {}, sample_rate=sample_rate)
-        self._datasets: dict[str, CachedClipDataset] = {}
         self._corpus_checked = False
         self._noise: dict[str, torch.Tensor] | None = None
 
@@ -253,9 +236,7 @@ class SpeechCommandsDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         """Build the datasets of the splits ``stage`` needs, from the cache or by decoding once."""
-        if stage not in STAGE_SPLITS:
-            raise ValueError(f"Unknown stage {stage!r}; expected one of {list(STAGE_SPLITS)}")
-        missing = [split for split in STAGE_SPLITS[stage] if split not in self._datasets]
+        missing = [split for split in self.stage_splits(stage) if split not in self._datasets]
         if not missing:
             return
         if not self._corpus_checked:  # prepare_data checked it already in this process
@@ -268,37 +249,9 @@ class SpeechCommandsDataModule(L.LightningDataModule):
             )
             log.info("Speech Commands test split: %s", source)
 
-    def files(self, split: str) -> list[str]:
-        """Clip paths of ``split`` (``"train"``, ``"val"`` or ``"test"``) relative to :attr:`corpus_dir`, in
-        dataset order: item ``i`` of the split (and row ``i`` of its predictions) is ``files(split)[i]``."""
-        return list(self._dataset(split).files)
-
     def labels(self, split: str) -> list[int]:
         """Class indices of ``split``'s clips, in :meth:`files` order."""
         return list(self._dataset(split).labels)
-
-    def train_dataloader(self) -> DataLoader:
-        """Shuffled training batches (the order follows the seed set by ``seed_everything``)."""
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        """Validation batches in :meth:`files` order."""
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        """Test batches in :meth:`files` order."""
-        return self._loader("test", shuffle=False)
-
-    def predict_dataloader(self) -> DataLoader:
-        """The test split in :meth:`files` order, so predictions map back to ``files("test")``."""
-        return self._loader("test", shuffle=False)
-
-    def _dataset(self, split: str) -> CachedClipDataset:
-        if split not in SPLITS:
-            raise ValueError(f"Unknown split {split!r}; expected one of {list(SPLITS)}")
-        if split not in self._datasets:
-            raise RuntimeError(f"Split {split!r} is not set up; call setup() with a stage that includes it")
-        return self._datasets[split]
 
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Augment training batches on the training device; other batches pass unchanged."""
@@ -307,17 +260,6 @@ class SpeechCommandsDataModule(L.LightningDataModule):
         waveforms, lengths, labels = batch
         waveforms, lengths = self.augmentation(waveforms, lengths)
         return waveforms, lengths, labels
-
-    def _loader(self, split: str, *, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            self._dataset(split),
-            batch_size=self.batch_size,
-            shuffle=shuffle,
-            num_workers=self.num_workers,
-            pin_memory=self.pin_memory,
-            drop_last=False,
-            persistent_workers=self.num_workers > 0,
-        )
 
     def _check_corpus(self) -> None:
         """Fail early, naming the path and the fix, when the corpus cannot give every split and word."""

@@ -1,0 +1,334 @@
+"""TIMIT phone recognition as a LightningDataModule: the standard splits, utterances with phone targets.
+
+The corpus is the real TIMIT (``corpus="timit"``, licensed: ``root`` points at a copy) or the synthetic one
+in the same format (``corpus="generated"``, made by :mod:`src.data.timit_corpus` on first use). Both are
+read by :mod:`src.data.timit_reader` and split by speaker as the standard recipes do (training 3696,
+development 400, core test 192 utterances, SA sentences never used). There is deliberately no option to
+add the SA sentences or to split at random: results stay comparable with the literature.
+
+Each split is decoded once into a cache, one memory-mapped int16 ``.npy`` of all its samples end to end
+plus a ``.json`` of the utterance offsets and their 61-phone transcriptions, so epochs do no per-file I/O.
+Targets are the transcription folded to the 61-, 48- or 39-phone set (:func:`src.data.timit_phones.fold`,
+which deletes ``q`` for 48 and 39); consecutive equal phones after folding are kept.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import soundfile
+import torch
+import torchaudio.functional as AF
+from filelock import FileLock
+from torch.utils.data import Dataset
+
+from src.data.split_datamodule import SplitDataModule
+from src.data.timit_corpus import ensure_generated_corpus, read_manifest
+from src.data.timit_phones import PHONE_SETS, fold
+from src.data.timit_reader import (
+    SAMPLE_RATE,
+    STANDARD_SPLIT_SIZES,
+    Utterance,
+    check_split_sizes,
+    find_corpus_dir,
+    list_utterances,
+    read_phones,
+    standard_splits,
+)
+
+log = logging.getLogger(__name__)
+
+CORPORA = ("generated", "timit")
+# Bump when the cache contents change meaning, so old caches are not reused.
+CACHE_FORMAT = "timit-int16-v1"
+INT16_SCALE = 32768.0
+_REPLACE_HINT = (
+    "Restore it from your TIMIT copy (data.corpus=timit) or delete the corpus folder to regenerate it."
+)
+
+Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+class TimitAudioError(ValueError):
+    """A ``.WAV`` that cannot be used (corrupt, empty, not 16 kHz mono); the message names it and the fix."""
+
+
+class CachedUtteranceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
+    """Utterances read from a memory-mapped int16 ``(total_samples,)`` ``.npy`` holding them end to end.
+
+    Item ``i`` is ``(waveform, targets)``: the ``(time,)`` float32 waveform in ``[-1, 1)`` of ``files[i]``,
+    ``samples[offsets[i]:offsets[i + 1]]``, and its ``(phones,)`` int64 phone indices.
+    """
+
+    def __init__(
+        self,
+        samples_file: Path,
+        offsets: Sequence[int],
+        targets: Sequence[Sequence[int]],
+        files: Sequence[str],
+    ) -> None:
+        self.samples_file = samples_file
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.targets = [torch.tensor(t, dtype=torch.int64) for t in targets]
+        self.files = list(files)
+        if not len(self.offsets) == len(self.targets) + 1 == len(self.files) + 1:
+            raise ValueError("need one offset more than there are targets and files")
+        self._samples: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._samples is None:
+            self._samples = np.load(self.samples_file, mmap_mode="r")
+        start, end = self.offsets[index], self.offsets[index + 1]
+        wave = torch.from_numpy(self._samples[start:end].astype(np.float32)).div_(INT16_SCALE)
+        return wave, self.targets[index]
+
+    def __getstate__(self) -> dict[str, Any]:
+        # DataLoader workers reopen the memmap instead of receiving a pickled copy of the whole array.
+        state = self.__dict__.copy()
+        state["_samples"] = None
+        return state
+
+
+def collate_utterances(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Batch:
+    """Zero-pad a list of ``(waveform (time,), targets (phones,))`` into ``(waveforms (batch, max_time)
+    float32, wave_lengths (batch,) int64, targets (batch, max_phones) int64, target_lengths (batch,) int64)``.
+    """
+    waves, targets = zip(*items, strict=True)
+    return (*_pad(waves, torch.float32), *_pad(targets, torch.int64))
+
+
+def _pad(sequences: Sequence[torch.Tensor], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(padded (batch, max_length), lengths (batch,) int64)`` of 1-D tensors, zero-padded at the end."""
+    lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
+    padded = torch.zeros(len(sequences), int(lengths.max()), dtype=dtype)
+    for row, sequence in enumerate(sequences):
+        padded[row, : len(sequence)] = sequence
+    return padded, lengths
+
+
+class TimitDataModule(SplitDataModule):
+    """TIMIT (real, or generated offline) for phone recognition with the standard splits.
+
+    Batches are ``(waveforms, wave_lengths, targets, target_lengths)`` (see :func:`collate_utterances`):
+    waveforms ``(batch, max_time)`` float32 zero-padded at ``sample_rate``, targets ``(batch, max_phones)``
+    int64 indices into :attr:`phones`, zero-padded (0 is also a phone: use the lengths).
+
+    Args:
+        root: Folder holding ``TRAIN/`` and ``TEST/`` (or ``TIMIT/TRAIN`` ...); for the generated corpus the
+            folder it is written to, as ``root/TIMIT``.
+        corpus: ``"generated"`` (synthetic, made by ``prepare_data`` on first use) or ``"timit"`` (a copy of
+            LDC93S1, which must be complete: 3696/400/192 utterances in the standard splits).
+        phones: Training label set: 61 (TIMIT's symbols), 48 or 39 (Lee & Hon foldings; ``q`` deleted).
+        sample_rate: Rate of the waveforms in Hz; the 16 kHz audio is resampled where it differs.
+        batch_size: Utterances per batch.
+        num_workers: DataLoader worker processes (persistent when > 0).
+        pin_memory: Pin batches in page-locked memory.
+        generator: Keyword arguments for ``ensure_generated_corpus`` (``corpus="generated"`` only).
+        cache_dir: Where the decoded splits go; default ``<root>/.cache``.
+    """
+
+    collate_fn = staticmethod(collate_utterances)
+
+    def __init__(
+        self,
+        root: str | Path,
+        corpus: str = "generated",
+        phones: int = 61,
+        sample_rate: int = SAMPLE_RATE,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+        generator: Mapping[str, Any] | None = None,
+        cache_dir: str | Path | None = None,
+    ) -> None:
+        super().__init__(batch_size, num_workers, pin_memory)
+        if corpus not in CORPORA:
+            raise ValueError(f"data.corpus must be one of {list(CORPORA)}, got {corpus!r}")
+        if phones not in PHONE_SETS:
+            raise ValueError(f"data.phones must be 61, 48 or 39 (the TIMIT phone sets), got {phones!r}")
+        if not isinstance(sample_rate, int) or sample_rate <= 0:
+            raise ValueError(f"data.sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+        if generator and corpus != "generated":
+            log.info("data.generator is ignored with data.corpus=%s", corpus)
+        self.save_hyperparameters(logger=False)
+        self.root = Path(root).expanduser()
+        self.corpus = corpus
+        self.generator_kwargs = dict(generator or {})
+        self.cache_dir = Path(cache_dir).expanduser() if cache_dir is not None else self.root / ".cache"
+        self._phone_set = PHONE_SETS[phones]
+        self._num_phones = phones
+        self._sample_rate = sample_rate
+        self._splits: dict[str, list[Utterance]] | None = None
+
+    @property
+    def phones(self) -> list[str]:
+        """The training label set in index order: target ``i`` is ``phones[i]``."""
+        return list(self._phone_set)
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the waveforms in Hz."""
+        return self._sample_rate
+
+    @property
+    def corpus_dir(self) -> Path:
+        """The folder holding ``TRAIN``/``TEST``, which the paths from :meth:`files` are relative to."""
+        if self.corpus == "generated":
+            return self.root / "TIMIT"
+        return find_corpus_dir(self.root)
+
+    def prepare_data(self) -> None:
+        """Generate the synthetic corpus if missing (``corpus="generated"``), then check the splits are
+        complete. Lightning runs this once per node before ``setup``."""
+        if self.corpus == "generated":
+            ensure_generated_corpus(self.root, **self.generator_kwargs)
+        self._list_splits()
+
+    def setup(self, stage: str | None = None) -> None:
+        """Build the datasets of the splits ``stage`` needs, from the cache or by decoding once."""
+        splits = self._list_splits()
+        for split in self.stage_splits(stage):
+            if split not in self._datasets:
+                self._datasets[split] = self._build_split(split, splits[split])
+
+    def _list_splits(self) -> dict[str, list[Utterance]]:
+        """The standard splits of the corpus, checked to hold exactly the utterances they should."""
+        if self._splits is not None:
+            return self._splits
+        if self.corpus == "generated":
+            corpus_dir = self.corpus_dir
+            if not corpus_dir.is_dir():
+                raise FileNotFoundError(
+                    f"Generated corpus folder {corpus_dir} does not exist (data.root={self.root}). Run "
+                    "prepare_data() first (Trainer.fit does) so that data.corpus=generated creates it."
+                )
+            expected, what = read_manifest(corpus_dir)["split_sizes"], "generated TIMIT-format corpus"
+        else:
+            corpus_dir, expected, what = self.corpus_dir, STANDARD_SPLIT_SIZES, "TIMIT copy"
+        splits = standard_splits(list_utterances(corpus_dir))
+        check_split_sizes(splits, expected, corpus_dir, what)
+        self._splits = splits
+        return splits
+
+    def _build_split(self, split: str, utterances: list[Utterance]) -> CachedUtteranceDataset:
+        samples_file, index = self._cached_split(split, utterances)
+        index_of = {phone: i for i, phone in enumerate(self._phone_set)}
+        targets = [[index_of[p] for p in fold(phones, self._num_phones)] for phones in index["phones"]]
+        files = [u.path for u in utterances]
+        hours = index["offsets"][-1] / self._sample_rate / 3600
+        speakers = len({u.speaker for u in utterances})
+        log.info("TIMIT %s split: %d utterances of %d speakers, %.2f h", split, len(files), speakers, hours)
+        return CachedUtteranceDataset(samples_file, index["offsets"], targets, files)
+
+    def _cached_split(self, split: str, utterances: list[Utterance]) -> tuple[Path, dict[str, Any]]:
+        """The split's samples file and index (offsets, 61-phone transcriptions), decoded if not cached.
+
+        The cache name hashes the file list with each ``.WAV``/``.PHN`` size and mtime and the sample rate,
+        so any change to the corpus or the rate selects a new cache. Built under a file lock, atomically.
+        """
+        corpus_dir = self.corpus_dir
+        key: dict[str, Any] = {"format": CACHE_FORMAT, "sample_rate": self._sample_rate, "files": []}
+        for u in utterances:
+            wav, phn = os.stat(corpus_dir / u.path), os.stat(corpus_dir / u.phn_path)
+            key["files"].append((u.path, wav.st_size, wav.st_mtime_ns, phn.st_size, phn.st_mtime_ns))
+        digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        samples_file = self.cache_dir / f"timit-{split}-{digest}.npy"
+        index_file = samples_file.with_suffix(".json")
+        with FileLock(f"{samples_file}.lock"):
+            if samples_file.is_file() and index_file.is_file():
+                log.info("Reusing decoded TIMIT %s split from %s", split, samples_file)
+            else:
+                self._write_cache(split, utterances, samples_file, index_file)
+        index = json.loads(index_file.read_text())
+        total = np.load(samples_file, mmap_mode="r").shape
+        if len(index["offsets"]) != len(utterances) + 1 or total != (index["offsets"][-1],):
+            raise RuntimeError(f"Cache {samples_file} does not match its index {index_file}; delete both.")
+        return samples_file, index
+
+    def _write_cache(
+        self, split: str, utterances: list[Utterance], samples_file: Path, index_file: Path
+    ) -> None:
+        """Check every utterance, then decode them into ``samples_file`` (int16, end to end) and write the
+        index; both go to temporary files renamed into place, the samples last."""
+        corpus_dir = self.corpus_dir
+        log.info("Checking and decoding %d TIMIT %s utterances into %s", len(utterances), split, samples_file)
+        lengths, transcriptions = [], []
+        for u in utterances:
+            frames = _check_audio(corpus_dir / u.path)
+            transcriptions.append([s.label for s in read_phones(corpus_dir / u.phn_path, frames)])
+            lengths.append(_resampled_length(frames, SAMPLE_RATE, self._sample_rate))
+        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+        tmp_samples = samples_file.with_name(f"{samples_file.name}.{os.getpid()}.tmp")
+        tmp_index = index_file.with_name(f"{index_file.name}.{os.getpid()}.tmp")
+        try:
+            samples = np.lib.format.open_memmap(
+                tmp_samples, mode="w+", dtype=np.int16, shape=(int(offsets[-1]),)
+            )
+            for i, u in enumerate(utterances):
+                samples[offsets[i] : offsets[i + 1]] = self._decode(corpus_dir / u.path, lengths[i])
+            samples.flush()
+            del samples
+            tmp_index.write_text(json.dumps({"offsets": offsets.tolist(), "phones": transcriptions}))
+            os.replace(tmp_index, index_file)
+            os.replace(tmp_samples, samples_file)
+        finally:
+            tmp_samples.unlink(missing_ok=True)
+            tmp_index.unlink(missing_ok=True)
+
+    def _decode(self, path: Path, length: int) -> np.ndarray:
+        """The ``(length,)`` int16 samples of ``path`` at :attr:`sample_rate` (already checked by
+        :func:`_check_audio`)."""
+        try:
+            samples, _ = soundfile.read(path, dtype="int16")
+        except (soundfile.SoundFileError, RuntimeError) as error:
+            raise TimitAudioError(f"Cannot decode audio file {path}: {error}. {_REPLACE_HINT}") from error
+        if self._sample_rate != SAMPLE_RATE:
+            wave = AF.resample(
+                torch.from_numpy(samples.astype(np.float32) / INT16_SCALE), SAMPLE_RATE, self._sample_rate
+            )
+            samples = np.clip(np.rint(wave.numpy() * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1).astype(
+                np.int16
+            )
+        if samples.shape != (length,):
+            raise TimitAudioError(
+                f"Audio file {path} decodes to {samples.shape[0]} samples but its header promises {length} "
+                f"(at {self._sample_rate} Hz): it is truncated. {_REPLACE_HINT}"
+            )
+        return samples
+
+
+def _check_audio(path: Path) -> int:
+    """Number of samples of a usable TIMIT ``.WAV`` (16 kHz, mono, not empty); raise naming the file."""
+    try:
+        info = soundfile.info(path)
+    except (soundfile.SoundFileError, RuntimeError) as error:
+        raise TimitAudioError(
+            f"Cannot decode audio file {path}: {error}. It is corrupt or not audio. {_REPLACE_HINT}"
+        ) from error
+    if info.frames == 0:
+        raise TimitAudioError(f"Audio file {path} is empty (0 samples). {_REPLACE_HINT}")
+    if info.samplerate != SAMPLE_RATE or info.channels != 1:
+        raise TimitAudioError(
+            f"Audio file {path} is {info.samplerate} Hz with {info.channels} channels; TIMIT audio is "
+            f"{SAMPLE_RATE} Hz mono and its .PHN sample offsets assume that rate. {_REPLACE_HINT} "
+            "(data.sample_rate resamples the waveforms after reading; it does not change this.)"
+        )
+    return info.frames
+
+
+def _resampled_length(frames: int, source_rate: int, target_rate: int) -> int:
+    """Length of ``frames`` samples after :func:`torchaudio.functional.resample` to ``target_rate``."""
+    gcd = math.gcd(source_rate, target_rate)
+    return -(-frames * (target_rate // gcd) // (source_rate // gcd))
