@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.backbones.rnn import check_lengths, frame_mask
+
 STAGE_DEPTHS = (2, 2, 4, 4)
 """Blocks per stage; the first block of a stage is a transition block (its width changes)."""
 
@@ -169,41 +171,47 @@ class BCResBlock(nn.Module):
             nn.Dropout2d(dropout),
         )
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(batch, c_in, freq, frames) -> (batch, c_out, freq', frames)``."""
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, c_in, freq, frames) -> (batch, c_out, freq', frames)``.
+
+        ``mask`` ``(batch, 1, 1, frames)`` (1 on real frames, 0 on padding), if given, zeroes the
+        padded frames of the temporal branch's input, the only part of the block that mixes frames.
+        """
         spectral = self.f2(x)
-        out = spectral + self.f1(spectral.mean(dim=2, keepdim=True))
+        temporal = spectral.mean(dim=2, keepdim=True)
+        if mask is not None:
+            temporal = temporal * mask
+        out = spectral + self.f1(temporal)
         if not self.is_transition:
             out = out + x
         return F.relu(out)
 
 
-class BCResNet(nn.Module):
-    """BC-ResNet-``tau`` keyword classifier on log-mel maps.
+class BCResNetFeatures(nn.Module):
+    """The convolutional part of BC-ResNet-``tau``: everything before its pooling over time.
 
-    ``(batch, in_features, frames) -> (batch, num_classes)``; the features become a one-channel image
-    ``(batch, 1, in_features, frames)`` (frequency, time). Layout, with widths ``c`` from
+    ``(batch, in_features, frames) -> (batch, c[5], rows, frames)``; the features become a one-channel
+    image ``(batch, 1, in_features, frames)`` (frequency, time). Layout, with widths ``c`` from
     :func:`bcresnet_widths`:
 
     - head: ``Conv 5x5``, stride (2, 1), padding 2 ``-> BN -> ReLU`` to ``c[0]`` channels;
     - 4 stages of (2, 2, 4, 4) :class:`BCResBlock` with widths ``c[1..4]`` and temporal dilation
       ``2 ** stage``; the first block of stages 1 and 2 has frequency stride 2;
-    - classifier: depthwise ``Conv 5x5``, padding (0, 2) ``-> Conv 1x1 (groups)`` to ``c[5]``
-      ``-> BN -> ReLU``, mean over (frequency, time), ``Linear(c[5], num_classes)``.
+    - classifier convolution: depthwise ``Conv 5x5``, padding (0, 2) ``-> Conv 1x1 (groups)`` to ``c[5]``
+      ``-> BN -> ReLU``.
 
-    Every frequency stride pads so the size becomes ``ceil(freq / 2)``, whatever its parity; 40 mel bands
-    give 20, 10, 5 rows, which the classifier's unpadded 5-row kernel collapses to 1. With fewer than 5
-    rows left (``in_features <= 32``) the rows are zero-padded symmetrically to 5 first, as convolution
-    padding would; more rows leave several, averaged by the global mean. Sub-spectral norms whose
-    frequency size is not a multiple of ``sub_bands`` use uneven bands (see :class:`SubSpectralNorm`).
+    No layer strides or pools in time, so every frame is kept. Every frequency stride pads so the size
+    becomes ``ceil(freq / 2)``, whatever its parity; 40 mel bands give 20, 10, 5 rows, which the
+    classifier's unpadded 5-row kernel collapses to ``rows = 1``. With fewer than 5 rows left
+    (``in_features <= 32``) the rows are zero-padded symmetrically to 5 first, as convolution padding
+    would; more rows leave several. Sub-spectral norms whose frequency size is not a multiple of
+    ``sub_bands`` use uneven bands (see :class:`SubSpectralNorm`).
 
     ``groups`` is the ``groups`` of every pointwise (1x1) convolution (transition, ``f1`` and classifier
-    convolutions); the head, the depthwise convolutions and the final ``Linear`` are unaffected. Without
-    a channel shuffle the groups stay separate from the head to the final ``Linear``.
+    convolutions); the head and the depthwise convolutions are unaffected.
 
     Args:
-        in_features: features per frame delivered by the frontend (set by the task).
-        num_classes: number of output classes (set by the task).
+        in_features: features per frame delivered by the frontend.
         width_multiplier: ``tau`` of BC-ResNet-``tau``; widths as :func:`bcresnet_widths`.
         groups: ``groups`` of the pointwise convolutions; must divide every width.
         sub_bands: frequency sub-bands of every :class:`SubSpectralNorm` (5 in the reference).
@@ -213,7 +221,6 @@ class BCResNet(nn.Module):
     def __init__(
         self,
         in_features: int,
-        num_classes: int,
         width_multiplier: float = 1.0,
         groups: int = 1,
         sub_bands: int = 5,
@@ -273,7 +280,62 @@ class BCResNet(nn.Module):
             nn.BatchNorm2d(widths[5]),
             nn.ReLU(),
         )
-        self.classifier = nn.Linear(widths[5], num_classes)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, in_features, frames) -> (batch, c[5], rows, frames)``.
+
+        With ``lengths`` (``(batch,)`` real frame counts) the padded frames are set to zero before every
+        layer that mixes frames (the head, each block's temporal branch, the classifier's depthwise
+        convolution), so a real frame next to the padding sees the zeros that convolution padding gives an
+        unpadded example: the real frames' outputs do not depend on the padding (in eval mode; in training
+        mode the batch statistics of the normalisations include the padded frames).
+        """
+        image = features.unsqueeze(1)
+        if lengths is None:
+            hidden = self.blocks(self.head(image))
+        else:
+            batch, _, frames = features.shape
+            check_lengths(lengths, batch, frames)
+            real = frame_mask(lengths.to(features.device), frames)
+            mask = real.view(batch, 1, 1, frames).to(features.dtype)
+            hidden = self.head(image * mask)
+            for block in self.blocks:
+                hidden = block(hidden, mask)
+            hidden = hidden * mask
+        missing_rows = CLASSIFIER_KERNEL - hidden.shape[2]
+        if missing_rows > 0:
+            hidden = F.pad(hidden, (0, 0, missing_rows // 2, missing_rows - missing_rows // 2))
+        return self.classifier_conv(hidden)
+
+
+class BCResNet(BCResNetFeatures):
+    """BC-ResNet-``tau`` keyword classifier on log-mel maps.
+
+    ``(batch, in_features, frames) -> (batch, num_classes)``: the layers of :class:`BCResNetFeatures`
+    (head, 4 stages of broadcasted residual blocks, classifier convolution to ``c[5]`` channels), then the
+    mean over (frequency, time) and ``Linear(c[5], num_classes)``. Without a channel shuffle the groups of
+    the pointwise convolutions stay separate from the head to the final ``Linear``, which is unaffected.
+
+    Args:
+        in_features: features per frame delivered by the frontend (set by the task).
+        num_classes: number of output classes (set by the task).
+        width_multiplier: ``tau`` of BC-ResNet-``tau``; widths as :func:`bcresnet_widths`.
+        groups: ``groups`` of the pointwise convolutions; must divide every width.
+        sub_bands: frequency sub-bands of every :class:`SubSpectralNorm` (5 in the reference).
+        dropout: ``Dropout2d`` probability at the end of each block's temporal branch (0.1 in the reference).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        width_multiplier: float = 1.0,
+        groups: int = 1,
+        sub_bands: int = 5,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__(in_features, width_multiplier, groups, sub_bands, dropout)
+        self.classifier = nn.Linear(self.widths[5], num_classes)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Classify a batch of log-mel maps.
@@ -284,9 +346,4 @@ class BCResNet(nn.Module):
         Returns:
             Logits ``(batch, num_classes)``.
         """
-        hidden = self.blocks(self.head(features.unsqueeze(1)))
-        missing_rows = CLASSIFIER_KERNEL - hidden.shape[2]
-        if missing_rows > 0:
-            hidden = F.pad(hidden, (0, 0, missing_rows // 2, missing_rows - missing_rows // 2))
-        hidden = self.classifier_conv(hidden).mean(dim=(2, 3))
-        return self.classifier(hidden)
+        return self.classifier(super().forward(features).mean(dim=(2, 3)))

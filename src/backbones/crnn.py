@@ -1,4 +1,5 @@
-"""CRNN keyword classifier: a small convolutional front that keeps every frame, then LSTM layers."""
+"""CRNN: a small convolutional front that keeps every frame, then LSTM layers; as an encoder of frames
+(:class:`CRNNEncoder`) and as a keyword classifier (:class:`CRNN`)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ CONVS = ("conv1d", "conv2d")
 """Kinds of convolutional front: over time with features as channels, or over (frequency, time)."""
 
 
-class CRNN(nn.Module):
-    """Convolutional blocks that keep the time resolution, LSTM layers, pooling over frames, linear.
+class CRNNEncoder(nn.Module):
+    """Convolutional blocks that keep the time resolution, then LSTM layers: one output per frame.
 
-    ``(batch, in_features, frames) -> (batch, num_classes)``. One block per width ``c`` in
-    ``conv_channels``, every convolution with kernel 3 and padding 1:
+    ``(batch, in_features, frames) -> (batch, frames, hidden_size * directions)``. One block per width
+    ``c`` in ``conv_channels``, every convolution with kernel 3 and padding 1:
 
     - ``conv="conv2d"``: the features are a one-channel ``(frequency, time)`` image,
       ``Conv2d(c_in, c, 3) -> BatchNorm2d -> ReLU -> MaxPool2d((2, 1))``: frequency is halved (rounded up)
@@ -27,38 +28,33 @@ class CRNN(nn.Module):
       pooling; the LSTM reads ``conv_channels[-1]`` features per frame.
 
     Then a :class:`src.backbones.rnn.RecurrentEncoder` of ``num_layers`` LSTM layers (dropout between
-    them), :class:`src.backbones.rnn.SequencePooling`, dropout and ``Linear(hidden_size * directions,
-    num_classes)``.
+    them).
 
     With ``lengths`` the padded frames of each example are ignored: they are set to zero before every
     convolution (so a real frame next to the padding sees the zeros that convolution padding would give an
-    unpadded example), packed away from the LSTM and left out of the pooling. An example's logits then do
-    not depend on how it was padded (in eval mode; in training mode the BatchNorm batch statistics include
-    the padded frames).
+    unpadded example) and packed away from the LSTM; the outputs at padded frames are zero. The real
+    frames' outputs then do not depend on how the example was padded (in eval mode; in training mode the
+    BatchNorm batch statistics include the padded frames).
 
     Args:
-        in_features: features per frame delivered by the frontend (set by the task).
-        num_classes: number of output classes (set by the task).
+        in_features: features per frame delivered by the frontend.
         conv: ``"conv1d"`` or ``"conv2d"``.
         conv_channels: output channels of each convolutional block.
         hidden_size: LSTM hidden units per direction.
         num_layers: stacked LSTM layers.
-        bidirectional: also run each LSTM layer backwards in time; doubles the pooled width.
-        dropout: dropout probability between LSTM layers and before the classifier.
-        pooling: ``"last"``, ``"mean"`` or ``"attention"`` (see :class:`src.backbones.rnn.SequencePooling`).
+        bidirectional: also run each LSTM layer backwards in time; doubles the output width.
+        dropout: dropout probability between LSTM layers.
     """
 
     def __init__(
         self,
         in_features: int,
-        num_classes: int,
         conv: str = "conv2d",
         conv_channels: Sequence[int] = (16, 32),
         hidden_size: int = 64,
         num_layers: int = 1,
         bidirectional: bool = True,
         dropout: float = 0.1,
-        pooling: str = "mean",
     ) -> None:
         super().__init__()
         conv_channels = list(conv_channels)
@@ -95,19 +91,21 @@ class CRNN(nn.Module):
             rnn_input = conv_channels[-1]
         self.conv_blocks = nn.ModuleList(blocks)
         self.encoder = RecurrentEncoder("lstm", rnn_input, hidden_size, num_layers, bidirectional, dropout)
-        self.pooling = SequencePooling(pooling, self.encoder.output_size, bidirectional)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.encoder.output_size, num_classes)
+
+    @property
+    def output_size(self) -> int:
+        """Features per output frame: ``hidden_size`` times the number of directions."""
+        return self.encoder.output_size
 
     def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Classify a batch of feature sequences.
+        """Encode a batch of feature sequences frame by frame.
 
         Args:
             features: ``(batch, in_features, frames)``, padded after each example's last real frame.
             lengths: ``(batch,)`` real frame counts, or ``None`` when every frame is real.
 
         Returns:
-            Logits ``(batch, num_classes)``.
+            ``(batch, frames, output_size)``, zero at padded frames.
         """
         batch, _, frames = features.shape
         mask = None
@@ -122,7 +120,61 @@ class CRNN(nn.Module):
             hidden = block(hidden)
         # (batch, channels[, rows], frames) -> (batch, frames, channels * rows)
         sequence = hidden.flatten(1, -2).transpose(1, 2)
-        pooled = self.pooling(self.encoder(sequence, lengths), lengths)
+        return self.encoder(sequence, lengths)
+
+
+class CRNN(CRNNEncoder):
+    """CRNN keyword classifier: a :class:`CRNNEncoder`, pooling over frames, linear.
+
+    ``(batch, in_features, frames) -> (batch, num_classes)``: the convolutional blocks and LSTM layers of
+    :class:`CRNNEncoder`, then :class:`src.backbones.rnn.SequencePooling`, dropout and
+    ``Linear(hidden_size * directions, num_classes)``.
+
+    With ``lengths`` the padded frames of each example are ignored: they are set to zero before every
+    convolution, packed away from the LSTM and left out of the pooling. An example's logits then do not
+    depend on how it was padded (in eval mode; in training mode the BatchNorm batch statistics include the
+    padded frames).
+
+    Args:
+        in_features: features per frame delivered by the frontend (set by the task).
+        num_classes: number of output classes (set by the task).
+        conv: ``"conv1d"`` or ``"conv2d"`` (see :class:`CRNNEncoder`).
+        conv_channels: output channels of each convolutional block.
+        hidden_size: LSTM hidden units per direction.
+        num_layers: stacked LSTM layers.
+        bidirectional: also run each LSTM layer backwards in time; doubles the pooled width.
+        dropout: dropout probability between LSTM layers and before the classifier.
+        pooling: ``"last"``, ``"mean"`` or ``"attention"`` (see :class:`src.backbones.rnn.SequencePooling`).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        num_classes: int,
+        conv: str = "conv2d",
+        conv_channels: Sequence[int] = (16, 32),
+        hidden_size: int = 64,
+        num_layers: int = 1,
+        bidirectional: bool = True,
+        dropout: float = 0.1,
+        pooling: str = "mean",
+    ) -> None:
+        super().__init__(in_features, conv, conv_channels, hidden_size, num_layers, bidirectional, dropout)
+        self.pooling = SequencePooling(pooling, self.encoder.output_size, bidirectional)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(self.encoder.output_size, num_classes)
+
+    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Classify a batch of feature sequences.
+
+        Args:
+            features: ``(batch, in_features, frames)``, padded after each example's last real frame.
+            lengths: ``(batch,)`` real frame counts, or ``None`` when every frame is real.
+
+        Returns:
+            Logits ``(batch, num_classes)``.
+        """
+        pooled = self.pooling(super().forward(features, lengths), lengths)
         return self.classifier(self.dropout(pooled))
 
     def analytic_macs(self, in_features: int, frames: int) -> int:

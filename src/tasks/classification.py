@@ -6,7 +6,6 @@ import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from hydra.utils import instantiate
 from torch import nn
@@ -15,12 +14,12 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from src.frontends.spec_augment import SpecAugment
 from src.frontends.standardization import FeatureStandardizer
-from src.utils.complexity import count_macs, count_parameters
+from src.tasks.frontend_task import FrontendBackboneTask
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
-class ClassificationTask(L.LightningModule):
+class ClassificationTask(FrontendBackboneTask):
     """Waveform -> frontend -> (standardisation) -> (SpecAugment, training only) -> backbone -> class
     logits, optimised with cross-entropy.
 
@@ -53,6 +52,9 @@ class ClassificationTask(L.LightningModule):
     Logged: ``train/loss`` (step and epoch), ``train/acc``, ``{val,test}/{loss,acc,macro_f1}``. During
     :meth:`test_step` the softmax outputs are kept in :attr:`test_probabilities` (dataloader order).
     """
+
+    monitor = "val/acc"
+    test_metric = "test/acc"
 
     def __init__(
         self,
@@ -141,11 +143,6 @@ class ClassificationTask(L.LightningModule):
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        constrain = getattr(self.frontend, "constrain_", None)
-        if constrain is not None:
-            constrain()
-
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_metrics)
 
@@ -163,27 +160,3 @@ class ClassificationTask(L.LightningModule):
         self.log(f"{stage}/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=stage == "val")
         self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
         return logits
-
-    def configure_optimizers(self) -> Any:
-        optimizer = instantiate(self.hparams.optimizer)(params=self.parameters())
-        if self.hparams.scheduler is None:
-            return optimizer
-        scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
-
-    def complexity(self, clip_samples: int) -> dict[str, int]:
-        """Parameters and MACs of frontend and backbone for one clip of ``clip_samples`` samples.
-
-        Keys: ``complexity/{frontend,backbone,total}_{params,macs}``.
-        """
-        with torch.no_grad():
-            features = self.frontend(torch.zeros(1, clip_samples, device=self.device))
-        counts = {
-            "frontend_params": count_parameters(self.frontend),
-            "frontend_macs": count_macs(self.frontend, (clip_samples,)),
-            "backbone_params": count_parameters(self.backbone),
-            "backbone_macs": count_macs(self.backbone, tuple(features.shape[1:])),
-        }
-        counts["total_params"] = counts["frontend_params"] + counts["backbone_params"]
-        counts["total_macs"] = counts["frontend_macs"] + counts["backbone_macs"]
-        return {f"complexity/{name}": value for name, value in counts.items()}
