@@ -16,10 +16,11 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="test")
 def main(cfg: DictConfig) -> float:
-    """Test the checkpoint, print and return its test accuracy."""
+    """Test the checkpoint, print and return its test metric (accuracy, or phone error rate for TIMIT)."""
     summary = evaluate(cfg)
-    print(f"test/acc = {summary['metrics']['test/acc']:.4f}  ({summary['corpus_note']}; {cfg.ckpt_path})")
-    return summary["metrics"]["test/acc"]
+    name = summary["test_metric"]
+    print(f"{name} = {summary['metrics'][name]:.4f}  ({summary['corpus_note']}; {cfg.ckpt_path})")
+    return summary["metrics"][name]
 
 
 if __name__ == "__main__":

@@ -22,8 +22,8 @@ log = logging.getLogger(__name__)
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Fit, test the best checkpoint, print the test accuracy; return the best validation
-    accuracy (the value hyperparameter sweepers optimise).
+    """Fit, test the best checkpoint, print its test metric (accuracy, or phone error rate for
+    ``data=timit``); return the best validation metric (the value hyperparameter sweepers optimise).
 
     In a multirun a failed job returns -inf (worse than any accuracy, so an Optuna search marks it
     worst and goes on) instead of stopping the sweep: its ``metrics.json`` holds the error, the sweep's
@@ -38,13 +38,13 @@ def main(cfg: DictConfig) -> float:
             "Job %s failed; the sweep goes on and its table lists the error", HydraConfig.get().job.num
         )
         return -math.inf
-    metrics = summary["metrics"]
+    metrics, test, best = summary["metrics"], summary["test_metric"], summary["best_metric"]
     smoke = "fast_dev_run: one batch per stage, not a result; " if summary["fast_dev_run"] else ""
     print(
-        f"test/acc = {metrics['test/acc']:.4f}  ({smoke}best val/acc = {metrics['val/acc_best']:.4f}; "
+        f"{test} = {metrics[test]:.4f}  ({smoke}best {best.removesuffix('_best')} = {metrics[best]:.4f}; "
         f"{summary['corpus_note']}; run folder: {summary['output_dir']})"
     )
-    return metrics["val/acc_best"]
+    return metrics[best]
 
 
 if __name__ == "__main__":

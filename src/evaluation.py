@@ -10,8 +10,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.run_config import load_run_config
-from src.reporting.test_analysis import analyse_test_predictions
+from src.data.timit import TimitDataModule
+from src.reporting.test_analysis import analyse_test
 from src.tasks.classification import ClassificationTask
+from src.tasks.phone_recognition import PhoneRecognitionTask
 from src.training import build_loggers, command_line_overrides, corpus_note
 from src.utils.run_files import write_json_atomic
 
@@ -24,15 +26,21 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     data_config = OmegaConf.merge(run_config.data, cfg.data)
     L.seed_everything(run_config.seed, workers=True)
     datamodule = instantiate(data_config, _convert_="all")
-    model = ClassificationTask.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
-    if list(model.class_names) != list(datamodule.class_names):
+    task_class = PhoneRecognitionTask if isinstance(datamodule, TimitDataModule) else ClassificationTask
+    model = task_class.load_from_checkpoint(cfg.ckpt_path, map_location="cpu")
+    trained_on, served = (
+        (model.phones, datamodule.phones)
+        if task_class is PhoneRecognitionTask
+        else (model.class_names, datamodule.class_names)
+    )
+    if list(trained_on) != list(served):
         raise ValueError(
-            f"The checkpoint was trained on classes {model.class_names} but the data serves "
-            f"{datamodule.class_names}: evaluate it on data with the same label set"
+            f"The checkpoint was trained on labels {trained_on} but the data serves {served}: evaluate it "
+            "on data with the same label set"
         )
     trainer: L.Trainer = instantiate(cfg.trainer, logger=build_loggers(cfg), callbacks=[])
     test_metrics = trainer.test(model, datamodule=datamodule)[0]
-    error_analysis = analyse_test_predictions(model, datamodule, cfg.paths.output_dir, trainer.loggers)
+    error_analysis = analyse_test(model, datamodule, cfg.paths.output_dir, trainer.loggers)
     summary = {
         "status": "ok",
         "task_name": cfg.task_name,
@@ -42,6 +50,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "data_root": data_config.root,
         "overrides": command_line_overrides(),
         "metrics": {name: float(value) for name, value in test_metrics.items()},
+        "test_metric": model.test_metric,
         "error_analysis": error_analysis,
     }
     write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", summary)

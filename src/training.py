@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
+import math
 import os
 import platform
 import time
@@ -13,14 +15,17 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import Logger, TensorBoardLogger
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks import EpochTrainingTimer, RunConfigInCheckpoint
 from src.callbacks.run_config import load_run_config
-from src.reporting.test_analysis import analyse_test_predictions
+from src.data.timit import TimitDataModule
+from src.reporting.test_analysis import analyse_test
 from src.tasks.classification import ClassificationTask
+from src.tasks.frontend_task import FrontendBackboneTask
+from src.tasks.phone_recognition import PhoneRecognitionTask
 from src.utils.run_files import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -61,10 +66,36 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
     return [instantiate(entry) for entry in (cfg.get("logger") or {}).values()]
 
 
+def build_task(run_config: Mapping[str, Any], datamodule: L.LightningDataModule) -> FrontendBackboneTask:
+    """The task the data asks for: phone recognition (CTC) for ``data=timit``, clip classification for
+    the keyword tasks. Fails early, naming the fix, when the model does not fit the task."""
+    target = run_config["model"]["_target_"]
+    per_frame = "num_outputs" in inspect.signature(get_class(target)).parameters
+    if isinstance(datamodule, TimitDataModule):
+        if not per_frame:
+            raise ValueError(
+                f"data=timit needs a per-frame (CTC) model, e.g. model=bilstm_ctc, bcresnet_bilstm_ctc or "
+                f"crnn_ctc; {target} classifies whole clips"
+            )
+        return PhoneRecognitionTask(
+            frontend=run_config["frontend"],
+            backbone=run_config["model"],
+            phones=datamodule.phones,
+            optimizer=run_config["optimizer"],
+            scheduler=run_config.get("scheduler"),
+        )
+    if per_frame:
+        raise ValueError(
+            f"{target} is a per-frame (CTC) model for data=timit; keyword spotting needs a clip classifier, "
+            "e.g. model=conv1d, bcresnet, lstm or crnn"
+        )
+    return build_model(run_config, datamodule.class_names, datamodule.clip_samples)
+
+
 def build_model(
     run_config: Mapping[str, Any], class_names: list[str], clip_samples: int
 ) -> ClassificationTask:
-    """The task for a resolved run config: ``frontend`` and ``model`` (the backbone) groups."""
+    """The clip classifier for a resolved run config: ``frontend`` and ``model`` (the backbone) groups."""
     return ClassificationTask(
         frontend=run_config["frontend"],
         backbone=run_config["model"],
@@ -154,13 +185,20 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     if cfg.get("ckpt_path"):
         check_resumable(cfg.ckpt_path, run_config)
     datamodule = instantiate(cfg.data, _convert_="all")
-    model = build_model(run_config, datamodule.class_names, datamodule.clip_samples)
+    model = build_task(run_config, datamodule)
     callbacks = [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
     callbacks.append(RunConfigInCheckpoint(run_config))
     loggers = build_loggers(cfg)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    monitored = [c.monitor for c in trainer.checkpoint_callbacks if c.monitor is not None]
+    if monitored and monitored != [model.monitor]:
+        raise ValueError(
+            f"callbacks.model_checkpoint.monitor is {monitored[0]}, but this task logs {model.monitor}: set "
+            f"callbacks.model_checkpoint.monitor={model.monitor}"
+        )
 
-    complexity = model.complexity(datamodule.clip_samples)
+    # Clips: one clip; utterances (TIMIT): one second of audio.
+    complexity = model.complexity(getattr(datamodule, "clip_samples", datamodule.sample_rate))
     for logger in loggers:
         logger.log_metrics(complexity, step=0)
     log.info("Complexity: %s", complexity)
@@ -178,15 +216,14 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     if not best_path:
         log.warning("No checkpoint was saved (fast_dev_run?): testing the final weights")
     test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0]
-    error_analysis = analyse_test_predictions(model, datamodule, cfg.paths.output_dir, loggers)
+    error_analysis = analyse_test(model, datamodule, cfg.paths.output_dir, loggers)
 
     metrics = {**fit_metrics, **{name: float(value) for name, value in test_metrics.items()}}
-    metrics["val/acc_best"] = (
-        float(best_score) if best_score is not None else metrics.get("val/acc", float("nan"))
-    )
+    best_name = f"{model.monitor}_best"
+    metrics[best_name] = float(best_score) if best_score is not None else metrics.get(model.monitor, math.nan)
     hparam_metrics = {
-        "hparams/test_acc": metrics["test/acc"],
-        "hparams/val_acc_best": metrics["val/acc_best"],
+        f"hparams/{model.test_metric.replace('/', '_')}": metrics[model.test_metric],
+        f"hparams/{best_name.replace('/', '_')}": metrics[best_name],
     }
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):  # its HParams tab shows metrics beside the config
@@ -197,6 +234,8 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     timers = [callback for callback in callbacks if isinstance(callback, EpochTrainingTimer)]
     return {
         "metrics": metrics,
+        "test_metric": model.test_metric,
+        "best_metric": best_name,
         "complexity": complexity,
         "epoch_times_s": timers[0].epoch_times if timers else [],
         "epochs_completed": trainer.current_epoch,

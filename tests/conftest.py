@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -16,12 +16,15 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
 from src.data.speech_commands_corpus import ensure_generated_corpus
+from src.data.timit_corpus import ensure_generated_corpus as ensure_timit_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "conf"
 REAL_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "speech_commands_v0.01_sample"
 # Small enough to generate in seconds, large enough that every split holds yes and no clips.
 TINY_CORPUS_SPEAKERS = 24
+# 16 training, 8 development and 8 core test utterances.
+TINY_TIMIT_SPEAKERS = {"num_train_speakers": 2, "num_dev_speakers": 1, "num_core_speakers": 1}
 
 
 # Skips a test unless the real Speech Commands sample sits in ../shared/data beside the repository.
@@ -67,17 +70,43 @@ def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
     return cfg
 
 
+@pytest.fixture(scope="session")
+def tiny_timit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding a generated TIMIT-format corpus (``TIMIT/``) with few speakers."""
+    root = tmp_path_factory.mktemp("generated_timit")
+    ensure_timit_corpus(root, **TINY_TIMIT_SPEAKERS, seed=0, num_workers=2)
+    return root
+
+
+def uses_timit(overrides: Sequence[str]) -> bool:
+    """Whether ``overrides`` select the TIMIT data (directly or through its experiment)."""
+    return any(override in ("data=timit", "experiment=timit_trainable_settings") for override in overrides)
+
+
+def tiny_data_overrides(overrides: Sequence[str], request: pytest.FixtureRequest) -> list[str]:
+    """Overrides that point the data of a config with ``overrides`` at the matching tiny corpus."""
+    if uses_timit(overrides):
+        root = request.getfixturevalue("tiny_timit_root")
+        return [
+            f"data.root={root}",
+            *(f"data.generator.{key}={value}" for key, value in TINY_TIMIT_SPEAKERS.items()),
+        ]
+    root = request.getfixturevalue("tiny_corpus_root")
+    return [f"data.root={root}", f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
+
+
 @pytest.fixture
-def make_config(tiny_corpus_root: Path, tmp_path: Path) -> Callable[..., DictConfig]:
+def make_config(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., DictConfig]:
     """``make_config(*overrides, config_name="config", run="run", trainer="fast_dev_run")``: a
-    config on the tiny corpus whose outputs go to ``tmp_path/<run>``."""
+    config on the tiny corpus (keyword or TIMIT, as the overrides ask) whose outputs go to
+    ``tmp_path/<run>``."""
 
     def make(
         *overrides: str, config_name: str = "config", run: str = "run", trainer: str = "fast_dev_run"
     ) -> DictConfig:
         base = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / run}", f"trainer={trainer}"]
         if config_name == "config":
-            base += [f"data.root={tiny_corpus_root}", f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
+            base += tiny_data_overrides(overrides, request)
         return compose_config(config_name, base + list(overrides))
 
     return make

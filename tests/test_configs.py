@@ -13,7 +13,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from src.training import build_model
+from src.data.timit_phones import TIMIT_61
+from src.tasks.frontend_task import FrontendBackboneTask
+from src.training import build_model, build_task
 from tests.conftest import choices
 
 
@@ -39,7 +41,15 @@ def test_every_group_has_choices() -> None:
 def test_data_configs_instantiate(make_config: Callable[..., DictConfig], choice: str) -> None:
     datamodule = instantiate(make_config(f"data={choice}").data)
     assert isinstance(datamodule, L.LightningDataModule)
-    assert datamodule.num_classes == len(datamodule.class_names) >= 2
+    if choice == "timit":
+        assert datamodule.phones == list(TIMIT_61)
+    else:
+        assert datamodule.num_classes == len(datamodule.class_names) >= 2
+
+
+def build_for(cfg: DictConfig) -> FrontendBackboneTask:
+    """The task ``train.py`` builds for ``cfg``, from its data module (not prepared: nothing is read)."""
+    return build_task(OmegaConf.to_container(cfg, resolve=True), instantiate(cfg.data, _convert_="all"))
 
 
 @pytest.mark.parametrize("frontend", choices("frontend"))
@@ -47,9 +57,25 @@ def test_data_configs_instantiate(make_config: Callable[..., DictConfig], choice
 def test_frontend_and_model_configs_build_a_working_task(
     make_config: Callable[..., DictConfig], frontend: str, model: str
 ) -> None:
-    cfg = make_config(f"frontend={frontend}", f"model={model}")
-    task = build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"], 16000)
-    assert task(torch.randn(3, 16000)).shape == (3, 2)
+    per_frame = model.endswith("_ctc")
+    cfg = make_config(f"frontend={frontend}", f"model={model}", *(["data=timit"] if per_frame else []))
+    task = build_for(cfg)
+    if per_frame:
+        logits, frames = task(torch.randn(3, 16000), torch.tensor([16000, 8000, 4000]))
+        assert logits.shape == (3, 101, len(TIMIT_61) + 1) and frames.tolist() == [101, 51, 26]
+    else:
+        assert task(torch.randn(3, 16000)).shape == (3, 2)
+
+
+@pytest.mark.parametrize(
+    ("data", "model", "message"),
+    [("timit", "conv1d", "needs a per-frame"), ("kws10", "bilstm_ctc", "needs a clip classifier")],
+)
+def test_a_model_that_does_not_fit_the_task_fails_early(
+    make_config: Callable[..., DictConfig], data: str, model: str, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        build_for(make_config(f"data={data}", f"model={model}"))
 
 
 @pytest.mark.parametrize("trainer", choices("trainer"))
@@ -75,8 +101,7 @@ def test_callback_configs_instantiate(make_config: Callable[..., DictConfig], ca
 
 @pytest.mark.parametrize("experiment", choices("experiment"))
 def test_experiment_configs_compose(make_config: Callable[..., DictConfig], experiment: str) -> None:
-    cfg = make_config(f"experiment={experiment}")
-    task = build_model(OmegaConf.to_container(cfg, resolve=True), ["yes", "no"], 16000)
+    task = build_for(make_config(f"experiment={experiment}"))
     assert isinstance(task.configure_optimizers()["optimizer"], torch.optim.Optimizer)
 
 

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.conftest import CONFIG_DIR, TINY_CORPUS_SPEAKERS, run_python
+from tests.conftest import CONFIG_DIR, TINY_CORPUS_SPEAKERS, TINY_TIMIT_SPEAKERS, run_python, uses_timit
 
 PLOTS_PER_SWEPT_KEY = ("test_acc", "epoch_time", "params", "macs")
 
@@ -33,8 +33,15 @@ def swept_values(experiment: str) -> dict[str, list[str]]:
 
 
 def run_sweep(project_root: Path, corpus_root: Path, *overrides: str) -> subprocess.CompletedProcess:
-    """``train.py -m`` on the tiny corpus with ``fast_dev_run``, everything written under ``project_root``."""
-    tiny = [f"data.root={corpus_root}", f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
+    """``train.py -m`` on the tiny keyword corpus with ``fast_dev_run``, everything written under
+    ``project_root``; with ``data=timit`` (or its experiment), ``corpus_root`` is a tiny TIMIT corpus."""
+    if uses_timit(overrides):
+        tiny = [
+            f"data.root={corpus_root}",
+            *(f"data.generator.{k}={v}" for k, v in TINY_TIMIT_SPEAKERS.items()),
+        ]
+    else:
+        tiny = [f"data.root={corpus_root}", f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
     return run_python(
         "train.py", "-m", "trainer=fast_dev_run", *tiny, *overrides, project_root=project_root, timeout=900
     )
@@ -50,11 +57,15 @@ def output(result: subprocess.CompletedProcess) -> str:
 
 
 @pytest.fixture(scope="module")
-def swept_project(tmp_path_factory: pytest.TempPathFactory, tiny_corpus_root: Path) -> Path:
+def swept_project(
+    tmp_path_factory: pytest.TempPathFactory, tiny_corpus_root: Path, tiny_timit_root: Path
+) -> Path:
     """A project folder in which every sweep experiment ran with seeds 1 and 2."""
     root = tmp_path_factory.mktemp("project")
     for experiment in sweep_experiments():
-        result = run_sweep(root, tiny_corpus_root, f"experiment={experiment}", "seed=1,2")
+        override = f"experiment={experiment}"
+        corpus = tiny_timit_root if uses_timit([override]) else tiny_corpus_root
+        result = run_sweep(root, corpus, override, "seed=1,2")
         assert result.returncode == 0, output(result)
     return root
 
@@ -74,11 +85,22 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(swept_project: Path
     for key, values in swept.items():
         assert sorted({row[key].lower() for row in rows}) == sorted(values)  # Hydra writes booleans as True
     assert all(row["status"] == "ok" and row["seeds"] == "1 2" and row["runs"] == "2" for row in rows)
-    assert all(0 <= float(row["test_acc_mean"]) <= 1 and int(row["backbone_params"]) > 0 for row in rows)
-    assert all(0 <= float(row["test_macro_f1_mean"]) <= 1 for row in rows)
+    assert all(int(row["backbone_params"]) > 0 for row in rows)
+    if uses_timit([f"experiment={experiment}"]):
+        assert all(float(row["test_per_mean"]) >= 0 and float(row["val_per_best_mean"]) >= 0 for row in rows)
+    else:
+        assert all(
+            0 <= float(row["test_acc_mean"]) <= 1 and 0 <= float(row["test_macro_f1_mean"]) <= 1
+            for row in rows
+        )
     numeric = [key for key, values in swept.items() if all(value.isdigit() for value in values)]
+    plots = (
+        ("test_per", *PLOTS_PER_SWEPT_KEY[1:])
+        if uses_timit([f"experiment={experiment}"])
+        else PLOTS_PER_SWEPT_KEY
+    )
     expected = {"train_loss.png"} | {
-        f"{name}_vs_{key.rsplit('.', 1)[-1]}.png" for key in numeric for name in PLOTS_PER_SWEPT_KEY
+        f"{name}_vs_{key.rsplit('.', 1)[-1]}.png" for key in numeric for name in plots
     }
     if "model" in swept:  # each model's best configuration, side by side
         expected.add("confusion_matrices.png")

@@ -59,8 +59,12 @@ def test_fast_dev_run_trains_tests_and_writes_metrics(
     )
 
 
+CLIP_MODELS = [model for model in choices("model") if not model.endswith("_ctc")]
+PER_FRAME_MODELS = [model for model in choices("model") if model.endswith("_ctc")]
+
+
 @pytest.mark.parametrize("frontend", choices("frontend"))
-@pytest.mark.parametrize("model", choices("model"))
+@pytest.mark.parametrize("model", CLIP_MODELS)
 def test_every_frontend_and_model_runs_fast_dev_run(
     make_config: Callable[..., DictConfig], frontend: str, model: str
 ) -> None:
@@ -68,6 +72,43 @@ def test_every_frontend_and_model_runs_fast_dev_run(
     assert summary["status"] == "ok"
     assert 0.0 <= summary["metrics"]["test/acc"] <= 1.0
     assert summary["complexity"]["complexity/backbone_params"] > 0
+
+
+@pytest.mark.parametrize("model", PER_FRAME_MODELS)
+def test_every_phone_recognition_model_runs_fast_dev_run_on_timit(
+    make_config: Callable[..., DictConfig], tmp_path: Path, model: str
+) -> None:
+    summary = train(make_config("data=timit", f"model={model}", "frontend=trainable"))
+    assert summary["status"] == "ok"
+    assert (summary["test_metric"], summary["best_metric"]) == ("test/per", "val/per_best")
+    assert summary["metrics"]["test/per"] >= 0.0 and "test/acc" not in summary["metrics"]
+    assert summary["split_sizes"] == {"train": 16, "val": 8, "test": 8}
+    rows = list(csv.DictReader((tmp_path / "run" / "test_decodings.csv").open()))
+    assert len(rows) == 8  # the whole (tiny) core test set fits one batch
+    assert all(row["file"].startswith("TEST/") and row["reference"] for row in rows)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        ["data=kws12", "model=gru", "augmentation=all", "standardize_features=true"],
+        ["data=kws35", "model=crnn"],
+    ],
+    ids=["kws12-gru-augmented", "kws35-crnn"],
+)
+def test_keyword_tasks_with_sequence_models_train_and_analyse_errors(
+    make_config: Callable[..., DictConfig], tmp_path: Path, overrides: list[str]
+) -> None:
+    summary = train(make_config(*overrides, *SHORT_FIT, trainer="cpu"))
+    assert summary["status"] == "ok"
+    classes = 12 if "data=kws12" in overrides else 35
+    per_class = list(csv.DictReader((tmp_path / "run" / "error_analysis" / "per_class.csv").open()))
+    assert len(per_class) == classes
+    predictions = list(csv.DictReader((tmp_path / "run" / "error_analysis" / "predictions.csv").open()))
+    assert (
+        len(predictions) == summary["error_analysis"]["clips"] == min(2 * 64, summary["split_sizes"]["test"])
+    )
+    assert 0 <= summary["metrics"]["test/macro_f1"] <= 1
 
 
 @pytest.mark.parametrize("logger", ["csv", "tensorboard_csv"])

@@ -64,6 +64,8 @@ def accuracy_conclusions(table: SweepTable) -> list[str]:
     accuracy, each against its noise level."""
     if len(table.ok_rows) < 2:
         return ["Fewer than two configurations succeeded: nothing to rank."]
+    if all(math.isnan(row["test_acc_mean"]) for row in table.ok_rows):  # phone recognition: no accuracy
+        return []
     sentences = [
         ranking_sentence(table, "val_acc_best", "val", "best validation accuracy"),
         ranking_sentence(table, "test_acc", "test", "test accuracy"),

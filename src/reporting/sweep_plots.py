@@ -210,13 +210,17 @@ def plot_train_loss(table: SweepTable) -> Figure:
 def write_plots(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None) -> list[Path]:
     """Every plot of the sweep as PNG in ``output_dir`` (and as vector pages of ``pdf`` when given), in
     report order: test accuracy against each numeric swept key, the loss curves, then the other
-    ``axis_plots`` entries against each numeric key. None when no job succeeded."""
+    ``axis_plots`` entries against each numeric key (those with a value in some row). None when no job
+    succeeded."""
     if not table.ok_rows:
         return []
     # a categorical key (model=..., a flag) is a line of the numeric keys' plots, not an axis
     numeric = [key for key in table.swept if is_numeric([row[key] for row in table.ok_rows])]
 
     def against_axes(name: str) -> list[Path]:
+        value_of = axis_plots(table)[name][1]
+        if all(math.isnan(value_of(row)[0]) for row in table.ok_rows):  # e.g. accuracy of phone recognition
+            return []
         return [
             save(
                 plot_against_axis(table, key, name),

@@ -32,10 +32,10 @@ FRONTEND_SETTINGS = {
     ("true", "false"): "C",
     ("true", "true"): "D",
 }
-# Metrics of metrics.json under these prefixes (e.g. test/macro_f1 of the classification tasks, or
-# frontend/mel_distance, how far trainable filters moved) get mean and std columns too when runs have
-# them, named with "/" as "_" (frontend_mel_distance_mean).
-EXTRA_METRIC_PREFIXES = ("test/macro_f1", "frontend/")
+# Metrics of metrics.json under these prefixes (e.g. test/macro_f1 of the classification tasks, the phone
+# error rates of phone recognition, or frontend/mel_distance, how far trainable filters moved) get mean
+# and std columns too when runs have them, named with "/" as "_" (frontend_mel_distance_mean).
+EXTRA_METRIC_PREFIXES = ("test/macro_f1", "test/per", "val/per_best", "frontend/")
 # Aggregated over the seeds of a configuration into <stem>_mean and <stem>_std columns.
 MEAN_STD_COLUMNS = ("test_acc", "val_acc_best", "train_loss_final", "epoch_time_s")
 COMPLEXITY_COLUMNS = ("frontend_params", "backbone_params", "frontend_macs", "backbone_macs")
