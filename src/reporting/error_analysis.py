@@ -243,7 +243,12 @@ def plot_confusion_matrices(panels: Sequence[tuple[str, torch.Tensor]], class_na
             )
     size = panel_size(len(class_names))
     figure, axes = plt.subplots(
-        1, len(panels), figsize=(size * len(panels) + 1.0, size), squeeze=False, constrained_layout=True
+        # 0.6 inch more height than width per panel: room for two-line titles above the square matrices
+        1,
+        len(panels),
+        figsize=(size * len(panels) + 1.0, size + 0.6),
+        squeeze=False,
+        constrained_layout=True,
     )
     for panel_axes, (title, matrix) in zip(axes[0], panels, strict=True):
         image = draw_confusion_matrix(panel_axes, matrix, class_names, title)
