@@ -124,6 +124,8 @@ def test_report_gathers_setup_tables_plots_and_conclusions(swept_project: Path) 
     report = (report_dir / "REPORT.md").read_text()
     for heading in ("## Setup", "## nmels_sweep", "## groups_sweep", "Conclusions, computed from the table"):
         assert heading in report
+    assert "## timit_trainable_settings" in report and "TIMIT phones, 61 trained, scored on 39" in report
+    assert "test phone error rate over every n_mels and seed, setting A" in report
     assert "Every number here was measured on the generated corpus" in report
     assert "| model.groups | seeds |" in report
     images = [line.split("](", 1)[1].rstrip(")") for line in report.splitlines() if line.startswith("![")]

@@ -133,10 +133,14 @@ def scaling_conclusions(table: SweepTable, key: str) -> list[str]:
 
 def settings_conclusions(table: SweepTable) -> list[str]:
     """For a sweep over both trainable-frontend flags: per value of the other categorical keys (e.g.
-    each model), test accuracy of settings B, C, D against A, pooling every numeric value (e.g. all
-    n_mels) and seed; a difference counts when it exceeds twice its standard error."""
+    each model), test accuracy (test phone error rate for phone recognition) of settings B, C, D against
+    A, pooling every numeric value (e.g. all n_mels) and seed; a difference counts when it exceeds twice
+    its standard error."""
     if TRAINABLE_STFT not in table.swept or TRAINABLE_MEL not in table.swept:
         return []
+    ok_runs = [run for run in table.runs if run.status == "ok"]
+    accuracy = any(not math.isnan(run.value("test_acc")) for run in ok_runs)
+    stem, title = ("test_acc", "test accuracy") if accuracy else ("test_per", "test phone error rate")
     groups = [
         key
         for key in table.swept
@@ -147,8 +151,8 @@ def settings_conclusions(table: SweepTable) -> list[str]:
     for run in table.runs:
         if run.status == "ok":
             by_setting = pooled.setdefault(tuple(run.overrides[key] for key in groups), {})
-            by_setting.setdefault(setting_letter(run.overrides), []).append(run.value("test_acc"))
-    clips = table.split_size("test")
+            by_setting.setdefault(setting_letter(run.overrides), []).append(run.value(stem))
+    clips = table.split_size("test") if accuracy else None
     sentences = []
     for group in sorted(pooled):
         accuracies = pooled[group]
@@ -169,7 +173,7 @@ def settings_conclusions(table: SweepTable) -> list[str]:
             )
         scope = ", ".join(f"`{key}={value}`" for key, value in zip(groups, group, strict=True)) or "All runs"
         sentences.append(
-            f"{scope}: test accuracy over every n_mels and seed, setting A {statistics.fmean(base):.4f} "
+            f"{scope}: {title} over every n_mels and seed, setting A {statistics.fmean(base):.4f} "
             f"({len(base)} runs); against A: " + "; ".join(parts) + "."
         )
     return sentences

@@ -36,7 +36,14 @@ from src.utils.run_files import atomic_write
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_SWEEPS = ("nmels_sweep", "groups_sweep", "trainable_settings")
+DEFAULT_SWEEPS = (
+    "nmels_sweep",
+    "groups_sweep",
+    "trainable_settings",
+    "rnn_vs_lstm",
+    "augmentation",
+    "timit_trainable_settings",
+)
 COMPARISON_PNG = "logmel_vs_torchaudio.png"
 
 
@@ -110,20 +117,14 @@ def class_name(target: str) -> str:
 
 
 def common_setup_lines(sections: Sequence[SweepSection]) -> list[str]:
-    """Data, seeds and hardware (from the first sweep's first job) and each sweep's time."""
-    config = job_config(sections[0].table)
+    """Seeds and hardware (from the first sweep's first job) and each sweep's time."""
     run = next(run for run in sections[0].table.runs if run.status == "ok").summary or {}
-    data = config["data"]
-    sizes = run.get("split_sizes", {})
     hardware = run.get("hardware", {})
     seeds = sorted({run.seed for section in sections for run in section.table.runs}, key=int)
     lines = [
-        f"**Data**: {run.get('corpus_note', data.get('corpus'))}; words {', '.join(data['words'])}; "
-        f"{data['generator']['num_speakers']} generated speakers; clips per split: "
-        + ", ".join(f"{split} {count:,}" for split, count in sizes.items())
-        + f"; {data['clip_seconds']} s at {data['sample_rate']} Hz; batch {data['batch_size']}.",
         f"**Seeds**: {', '.join(seeds)} for every configuration; tables give mean ± sample std over them. "
-        "Every job tests the checkpoint with the best `val/acc`.",
+        "Every job tests the checkpoint with the best validation metric (`val/acc`; `val/per` for phone "
+        "recognition).",
         f"**Hardware**: {hardware.get('cpu', '?')}, {hardware.get('cpu_cores', '?')} cores, torch "
         f"{hardware.get('torch', '?')} with {hardware.get('torch_threads', '?')} threads, "
         f"{'GPU ' + hardware['gpu'] if hardware.get('gpu') else 'no GPU'}.",
@@ -139,8 +140,35 @@ def common_setup_lines(sections: Sequence[SweepSection]) -> list[str]:
     return lines
 
 
+def data_line(table: SweepTable) -> str:
+    """The data of a sweep's first successful job: corpus, labels, generated speakers, split sizes."""
+    data = job_config(table)["data"]
+    run = next(run for run in table.runs if run.status == "ok").summary or {}
+    if "words" in data:
+        labels = f"words {', '.join(data['words'])}"
+        extra = [
+            f"{name} {data[f'{name}_percentage']}%"
+            for name in ("silence", "unknown")
+            if data.get(f"{name}_percentage")
+        ]
+        labels += f" (+ {', '.join(extra)} of each split)" if extra else ""
+        unit = f"clips of {data['clip_seconds']} s"
+    else:
+        labels = f"TIMIT phones, {data['phones']} trained, scored on 39"
+        unit = "utterances"
+    generator = ", ".join(
+        f"{key} {value}" for key, value in (data.get("generator") or {}).items() if "speakers" in key
+    )
+    sizes = ", ".join(f"{split} {count:,}" for split, count in run.get("split_sizes", {}).items())
+    return (
+        f"**Data**: {run.get('corpus_note', data.get('corpus'))}; {labels}"
+        + (f"; generated with {generator}" if data.get("corpus") == "generated" and generator else "")
+        + f"; {unit} per split: {sizes}; {data['sample_rate']} Hz; batch {data['batch_size']}."
+    )
+
+
 def sweep_setup_lines(section: SweepSection) -> list[str]:
-    """The frontend, model and training of a sweep's first successful job; swept keys vary them."""
+    """The data, frontend, model and training of a sweep's first successful job; swept keys vary them."""
     config = job_config(section.table)
     frontend, model, optimizer = config["frontend"], config["model"], config["optimizer"]
     scheduler = class_name((config.get("scheduler") or {}).get("_target_", "no scheduler"))
@@ -150,6 +178,7 @@ def sweep_setup_lines(section: SweepSection) -> list[str]:
         return ", ".join(f"{k}={v}" for k, v in node.items() if k != "_target_")
 
     return [
+        data_line(section.table),
         f"**Frontend**: `{class_name(frontend['_target_'])}` ({arguments(frontend)}).",
         f"**Model**: `{class_name(model['_target_'])}` ({arguments(model)}).",
         f"**Training**: `{class_name(optimizer['_target_'])}` ({arguments(optimizer)}), "
