@@ -88,6 +88,16 @@ def test_every_phone_recognition_model_runs_fast_dev_run_on_timit(
     assert all(row["file"].startswith("TEST/") and row["reference"] for row in rows)
 
 
+@pytest.mark.parametrize("data", ["kws10", "kws12", "kws35"])
+@pytest.mark.parametrize("model", ["rnn", "lstm", "bilstm", "gru", "crnn"])
+def test_every_sequence_model_runs_every_keyword_task(
+    make_config: Callable[..., DictConfig], data: str, model: str
+) -> None:
+    summary = train(make_config(f"data={data}", f"model={model}", "standardize_features=true"))
+    assert summary["status"] == "ok"
+    assert 0.0 <= summary["metrics"]["test/macro_f1"] <= 1.0
+
+
 @pytest.mark.parametrize(
     "overrides",
     [
