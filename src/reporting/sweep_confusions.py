@@ -6,12 +6,14 @@ import csv
 import math
 from pathlib import Path
 
+import matplotlib.pyplot as plt
 import torch
 from matplotlib.backends.backend_pdf import PdfPages
 
-from src.reporting.error_analysis import plot_confusion_matrices, save_png
+from src.reporting.error_analysis import PNG_DPI, plot_confusion_matrices
 from src.reporting.sweep_table import SweepTable
 from src.reporting.test_analysis import ERROR_ANALYSIS_DIR
+from src.utils.run_files import atomic_write
 
 MODEL_KEY = "model"
 CONFUSION_PNG = "confusion_matrices.png"
@@ -59,9 +61,12 @@ def write_confusion_panels(table: SweepTable, output_dir: Path, pdf: PdfPages | 
         setting = ", ".join(f"{key}={best[key]}" for key in others)
         title = f"{model}" + (f" ({setting})" if setting else "") + f"\ntest acc {best['test_acc_mean']:.3f}"
         panels.append((title, matrix))
+    # PNG first, then the PDF page: drawing the page first would move the layout of the PNG.
     figure = plot_confusion_matrices(panels, class_names)
+    path = output_dir / CONFUSION_PNG
+    with atomic_write(path, "wb") as stream:
+        figure.savefig(stream, format="png", dpi=PNG_DPI)
     if pdf is not None:
         pdf.savefig(figure)
-    path = output_dir / CONFUSION_PNG
-    save_png(figure, path)
+    plt.close(figure)
     return path
