@@ -20,7 +20,8 @@ from src.utils.run_files import write_json_atomic
 
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path``: data from the checkpoint's config merged with ``cfg.data``; writes
-    ``metrics.json`` and the error analysis (``error_analysis/``) in ``cfg.paths.output_dir`` and returns
+    ``metrics.json`` and the test analysis (``error_analysis/`` or ``test_decodings.csv``) in
+    ``cfg.paths.output_dir`` and returns
     the content of ``metrics.json``."""
     run_config = load_run_config(cfg.ckpt_path)
     data_config = OmegaConf.merge(run_config.data, cfg.data)
@@ -40,7 +41,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         )
     trainer: L.Trainer = instantiate(cfg.trainer, logger=build_loggers(cfg), callbacks=[])
     test_metrics = trainer.test(model, datamodule=datamodule)[0]
-    error_analysis = analyse_test(model, datamodule, cfg.paths.output_dir, trainer.loggers)
+    test_analysis = analyse_test(model, datamodule, cfg.paths.output_dir, trainer.loggers)
     summary = {
         "status": "ok",
         "task_name": cfg.task_name,
@@ -51,7 +52,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "overrides": command_line_overrides(),
         "metrics": {name: float(value) for name, value in test_metrics.items()},
         "test_metric": model.test_metric,
-        "error_analysis": error_analysis,
+        "test_analysis": test_analysis,
     }
     write_json_atomic(Path(cfg.paths.output_dir) / "metrics.json", summary)
     return summary

@@ -216,7 +216,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     if not best_path:
         log.warning("No checkpoint was saved (fast_dev_run?): testing the final weights")
     test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0]
-    error_analysis = analyse_test(model, datamodule, cfg.paths.output_dir, loggers)
+    test_analysis = analyse_test(model, datamodule, cfg.paths.output_dir, loggers)
 
     metrics = {**fit_metrics, **{name: float(value) for name, value in test_metrics.items()}}
     best_name = f"{model.monitor}_best"
@@ -240,7 +240,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
         "epoch_times_s": timers[0].epoch_times if timers else [],
         "epochs_completed": trainer.current_epoch,
         "split_sizes": {split: len(datamodule.files(split)) for split in ("train", "val", "test")},
-        "error_analysis": error_analysis,
+        "test_analysis": test_analysis,
         "best_checkpoint": best_path or None,
         "last_checkpoint": last_path or None,
         "output_dir": str(cfg.paths.output_dir),

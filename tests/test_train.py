@@ -116,7 +116,7 @@ def test_keyword_tasks_with_sequence_models_train_and_analyse_errors(
     assert len(per_class) == classes
     predictions = list(csv.DictReader((tmp_path / "run" / "error_analysis" / "predictions.csv").open()))
     assert (
-        len(predictions) == summary["error_analysis"]["clips"] == min(2 * 64, summary["split_sizes"]["test"])
+        len(predictions) == summary["test_analysis"]["clips"] == min(2 * 64, summary["split_sizes"]["test"])
     )
     assert 0 <= summary["metrics"]["test/macro_f1"] <= 1
 
@@ -247,14 +247,14 @@ def test_test_py_evaluates_a_checkpoint_with_its_saved_config(
     # the error analysis covers the tested clips: its accuracy is the one Lightning logged
     folder = tmp_path / "evaluation" / "error_analysis"
     rows = list(csv.DictReader((folder / "predictions.csv").open()))
-    assert len(rows) == evaluated["error_analysis"]["clips"] == min(2 * 64, fitted["split_sizes"]["test"])
+    assert len(rows) == evaluated["test_analysis"]["clips"] == min(2 * 64, fitted["split_sizes"]["test"])
     correct = [row for row in rows if row["correct"] == "1"]
     assert len(correct) / len(rows) == pytest.approx(evaluated["metrics"]["test/acc"])
     wrong = list(csv.DictReader((folder / "misclassified.csv").open()))
     assert sorted(row["file"] for row in wrong) == sorted(
         row["file"] for row in rows if row["correct"] == "0"
     )
-    assert evaluated["error_analysis"]["metrics"]["test/acc"] == pytest.approx(
+    assert evaluated["test_analysis"]["metrics"]["test/acc"] == pytest.approx(
         evaluated["metrics"]["test/acc"]
     )
     assert (folder / "confusion_matrix.png").is_file()
