@@ -21,8 +21,7 @@ from src.utils.run_files import write_json_atomic
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Test ``cfg.ckpt_path``: data from the checkpoint's config merged with ``cfg.data``; writes
     ``metrics.json`` and the test analysis (``error_analysis/`` or ``test_decodings.csv``) in
-    ``cfg.paths.output_dir`` and returns
-    the content of ``metrics.json``."""
+    ``cfg.paths.output_dir`` and returns the content of ``metrics.json``."""
     run_config = load_run_config(cfg.ckpt_path)
     data_config = OmegaConf.merge(run_config.data, cfg.data)
     L.seed_everything(run_config.seed, workers=True)
