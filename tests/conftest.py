@@ -83,16 +83,20 @@ def uses_timit(overrides: Sequence[str]) -> bool:
     return any(override in ("data=timit", "experiment=timit_trainable_settings") for override in overrides)
 
 
-def tiny_data_overrides(overrides: Sequence[str], request: pytest.FixtureRequest) -> list[str]:
-    """Overrides that point the data of a config with ``overrides`` at the matching tiny corpus."""
+def tiny_data(corpus_root: Path, overrides: Sequence[str]) -> list[str]:
+    """Overrides that point the data of a config with ``overrides`` at ``corpus_root``, a tiny corpus of
+    the kind they select (TIMIT or keywords), with the generator settings it was made with."""
     if uses_timit(overrides):
-        root = request.getfixturevalue("tiny_timit_root")
-        return [
-            f"data.root={root}",
-            *(f"data.generator.{key}={value}" for key, value in TINY_TIMIT_SPEAKERS.items()),
-        ]
-    root = request.getfixturevalue("tiny_corpus_root")
-    return [f"data.root={root}", f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
+        generator = [f"data.generator.{key}={value}" for key, value in TINY_TIMIT_SPEAKERS.items()]
+    else:
+        generator = [f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
+    return [f"data.root={corpus_root}", *generator]
+
+
+def tiny_data_overrides(overrides: Sequence[str], request: pytest.FixtureRequest) -> list[str]:
+    """:func:`tiny_data` for the session's tiny corpus of the kind ``overrides`` select."""
+    root = request.getfixturevalue("tiny_timit_root" if uses_timit(overrides) else "tiny_corpus_root")
+    return tiny_data(root, overrides)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from tests.conftest import CONFIG_DIR, TINY_CORPUS_SPEAKERS, TINY_TIMIT_SPEAKERS, run_python, uses_timit
+from tests.conftest import CONFIG_DIR, run_python, tiny_data, uses_timit
 
 PLOTS_PER_SWEPT_KEY = ("test_acc", "epoch_time", "params", "macs")
 
@@ -35,15 +35,14 @@ def swept_values(experiment: str) -> dict[str, list[str]]:
 def run_sweep(project_root: Path, corpus_root: Path, *overrides: str) -> subprocess.CompletedProcess:
     """``train.py -m`` on the tiny keyword corpus with ``fast_dev_run``, everything written under
     ``project_root``; with ``data=timit`` (or its experiment), ``corpus_root`` is a tiny TIMIT corpus."""
-    if uses_timit(overrides):
-        tiny = [
-            f"data.root={corpus_root}",
-            *(f"data.generator.{k}={v}" for k, v in TINY_TIMIT_SPEAKERS.items()),
-        ]
-    else:
-        tiny = [f"data.root={corpus_root}", f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
     return run_python(
-        "train.py", "-m", "trainer=fast_dev_run", *tiny, *overrides, project_root=project_root, timeout=900
+        "train.py",
+        "-m",
+        "trainer=fast_dev_run",
+        *tiny_data(corpus_root, overrides),
+        *overrides,
+        project_root=project_root,
+        timeout=900,
     )
 
 

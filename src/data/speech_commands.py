@@ -243,11 +243,6 @@ class SpeechCommandsDataModule(SplitDataModule):
             self._check_corpus()
         for split in missing:
             self._datasets[split] = self._build_split(split)
-        if "test" in missing:
-            source = (
-                official_test_set_dir(self.corpus_dir) if self.uses_official_test_set else "testing_list.txt"
-            )
-            log.info("Speech Commands test split: %s", source)
 
     def labels(self, split: str) -> list[int]:
         """Class indices of ``split``'s clips, in :meth:`files` order."""
@@ -329,6 +324,9 @@ class SpeechCommandsDataModule(SplitDataModule):
         """Names (relative to the corpus folder) and labels of the clips of ``split``, as the module
         docstring of :mod:`src.data.speech_commands_splits` states the rule."""
         official = self._official_test_clips() if split == "test" else None
+        if split == "test":
+            source = official_test_set_dir(self.corpus_dir) if official is not None else "testing_list.txt"
+            log.info("Speech Commands test split: %s", source)
         if official is not None:
             return [name for name, _ in official], [self.class_names.index(label) for _, label in official]
         clips_by_word = list_word_clips(self.root, self.version, split)
