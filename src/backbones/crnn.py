@@ -32,9 +32,9 @@ class CRNNEncoder(nn.Module):
 
     With ``lengths`` the padded frames of each example are ignored: they are set to zero before every
     convolution (so a real frame next to the padding sees the zeros that convolution padding would give an
-    unpadded example) and packed away from the LSTM; the outputs at padded frames are zero. The real
-    frames' outputs then do not depend on how the example was padded (in eval mode; in training mode the
-    BatchNorm batch statistics include the padded frames).
+    unpadded example) and never reach the LSTM's outputs at real frames; the outputs at padded frames are
+    zero. The real frames' outputs then do not depend on how the example was padded (in eval mode; in training
+    mode the BatchNorm batch statistics include the padded frames).
 
     Args:
         in_features: features per frame delivered by the frontend.
@@ -131,9 +131,9 @@ class CRNN(CRNNEncoder):
     ``Linear(hidden_size * directions, num_classes)``.
 
     With ``lengths`` the padded frames of each example are ignored: they are set to zero before every
-    convolution, packed away from the LSTM and left out of the pooling. An example's logits then do not
-    depend on how it was padded (in eval mode; in training mode the BatchNorm batch statistics include the
-    padded frames).
+    convolution, kept out of the LSTM's outputs at real frames and left out of the pooling. An example's
+    logits then do not depend on how it was padded (in eval mode; in training mode the BatchNorm batch
+    statistics include the padded frames).
 
     Args:
         in_features: features per frame delivered by the frontend (set by the task).

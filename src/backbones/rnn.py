@@ -1,8 +1,8 @@
 """Recurrent keyword classifiers over the frame sequence, and the recurrent and pooling parts they share.
 
-:class:`RecurrentEncoder` (a stack of ``nn.RNN``/``nn.LSTM``/``nn.GRU`` layers that skips padded frames) and
-:class:`SequencePooling` (last, mean or attention pooling over real frames) are also the back end of
-:class:`src.backbones.crnn.CRNN`.
+:class:`RecurrentEncoder` (a stack of ``nn.RNN``/``nn.LSTM``/``nn.GRU`` layers whose outputs ignore padded
+frames) and :class:`SequencePooling` (last, mean or attention pooling over real frames) are also the back end
+of :class:`src.backbones.crnn.CRNN`.
 
 MACs: ptflops' ``aten`` backend sees the recurrent layers only partly, and how much depends on the CPU
 kernel: the oneDNN LSTM kernel (``aten.mkldnn_rnn_layer``) is invisible, while GRU and RNN decompose into
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from src.utils.complexity import count_macs
 
@@ -49,15 +48,39 @@ def check_lengths(lengths: torch.Tensor, batch: int, frames: int) -> None:
         )
 
 
+def reverse_within_lengths(sequence: torch.Tensor, lengths: torch.Tensor | None) -> torch.Tensor:
+    """Reverse each example's real frames in time, leaving its padded frames where they are.
+
+    ``(batch, frames, features) -> (batch, frames, features)``: frame ``t < lengths[b]`` of example ``b``
+    becomes frame ``lengths[b] - 1 - t``; with ``lengths=None`` every frame is real (a plain flip). The
+    permutation is its own inverse.
+    """
+    if lengths is None:
+        return sequence.flip(1)
+    steps = torch.arange(sequence.shape[1], device=sequence.device)
+    lengths = lengths.to(sequence.device).unsqueeze(1)
+    index = torch.where(steps < lengths, lengths - 1 - steps, steps)
+    return sequence.gather(1, index.unsqueeze(-1).expand_as(sequence))
+
+
 class RecurrentEncoder(nn.Module):
-    """A stack of recurrent layers over the frame sequence that skips padded frames.
+    """A stack of recurrent layers over the frame sequence whose outputs at real frames ignore padding.
 
     ``(batch, frames, input_size) -> (batch, frames, output_size)`` with
     ``output_size = hidden_size * (2 if bidirectional else 1)``; a bidirectional layer concatenates the
-    forward half ``[..., :hidden_size]`` and the backward half ``[..., hidden_size:]``. Given ``lengths``,
-    the batch is packed with ``pack_padded_sequence`` (``enforce_sorted=False``), so padded frames never
-    enter the recurrence (the backward direction starts at each example's last real frame), and the
-    outputs at padded frames are zero.
+    forward half ``[..., :hidden_size]`` and the backward half ``[..., hidden_size:]``, and layers after the
+    first read both halves of the layer below (dropout between layers), as in a multi-layer
+    ``nn.LSTM(bidirectional=True)``.
+
+    Each layer and direction is a one-layer ``nn.RNN``/``nn.LSTM``/``nn.GRU`` run over the padded batch,
+    which is many times faster on CPU than a packed sequence (``benchmarks/recurrent_encoder.py``).
+    Padding is always after an example's last real frame, so the forward direction reaches every real
+    frame before any padded one; the backward direction runs forward over each example reversed within
+    its ``lengths`` (:func:`reverse_within_lengths`) and is reversed back, so it starts at the last real
+    frame. The outputs at real frames are therefore those of a packed sequence (tested against
+    ``pack_padded_sequence`` through ``nn.LSTM``); the outputs at padded frames are zero. The layers are
+    created in ``nn.LSTM``'s parameter order, so a seeded encoder starts from the weights a seeded
+    ``nn.LSTM(..., bidirectional=True)`` of the same shape would.
 
     Args:
         cell: ``"rnn"``, ``"lstm"`` or ``"gru"``.
@@ -87,40 +110,51 @@ class RecurrentEncoder(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
         self.cell = cell
-        self.rnn = CELLS[cell](
-            input_size,
-            hidden_size,
-            num_layers=num_layers,
-            bidirectional=bidirectional,
-            # nn.RNNBase warns about dropout with a single layer, where it would do nothing.
-            dropout=dropout if num_layers > 1 else 0.0,
-            batch_first=True,
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bidirectional = bidirectional
+        directions = 2 if bidirectional else 1
+        self.layers = nn.ModuleList(
+            nn.ModuleList(
+                CELLS[cell](
+                    input_size if layer == 0 else hidden_size * directions, hidden_size, batch_first=True
+                )
+                for _ in range(directions)
+            )
+            for layer in range(num_layers)
         )
+        self.dropout = nn.Dropout(dropout)
 
     @property
     def output_size(self) -> int:
         """Features per output frame: ``hidden_size`` times the number of directions."""
-        return self.rnn.hidden_size * (2 if self.rnn.bidirectional else 1)
+        return self.hidden_size * (2 if self.bidirectional else 1)
 
     def forward(self, sequence: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Run the recurrent layers.
 
         Args:
-            sequence: ``(batch, frames, input_size)``.
+            sequence: ``(batch, frames, input_size)``, padded after each example's last real frame.
             lengths: ``(batch,)`` real frame counts, or ``None`` when every frame is real.
 
         Returns:
             ``(batch, frames, output_size)``, zero at padded frames.
         """
+        # Contiguous, so that the kernels run (and what the aten counter sees of them) are those that
+        # uncounted_macs measures on a fresh contiguous input.
+        outputs = sequence.contiguous()
+        for layer, directions in enumerate(self.layers):
+            if layer > 0:
+                outputs = self.dropout(outputs)
+            halves = [directions[0](outputs)[0]]
+            if self.bidirectional:
+                backward = directions[1](reverse_within_lengths(outputs, lengths))[0]
+                halves.append(reverse_within_lengths(backward, lengths))
+            outputs = torch.cat(halves, dim=-1)
         if lengths is None:
-            # Contiguous, so that the kernels run (and what the aten counter sees of them) are those that
-            # uncounted_macs measures on a fresh contiguous input.
-            return self.rnn(sequence.contiguous())[0]
-        packed = pack_padded_sequence(sequence, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        outputs, _ = pad_packed_sequence(
-            self.rnn(packed)[0], batch_first=True, total_length=sequence.shape[1]
-        )
-        return outputs
+            return outputs
+        return outputs * frame_mask(lengths.to(outputs.device), outputs.shape[1]).unsqueeze(-1)
 
     def recurrent_macs(self, frames: int) -> int:
         """Exact MACs of the recurrent layers for one example of ``frames`` frames.
@@ -132,12 +166,11 @@ class RecurrentEncoder(nn.Module):
         ``bias_hh``. Gate nonlinearities and element-wise products are not counted, like activations
         elsewhere.
         """
-        rnn = self.rnn
-        gates, hidden = GATES[self.cell], rnn.hidden_size
-        directions = 2 if rnn.bidirectional else 1
-        total, layer_input = 0, rnn.input_size
-        for _ in range(rnn.num_layers):
-            per_frame = gates * hidden * (layer_input + hidden) + (2 * gates * hidden if rnn.bias else 0)
+        gates, hidden = GATES[self.cell], self.hidden_size
+        directions = 2 if self.bidirectional else 1
+        total, layer_input = 0, self.input_size
+        for _ in range(self.num_layers):
+            per_frame = gates * hidden * (layer_input + hidden) + 2 * gates * hidden
             total += per_frame * frames * directions
             layer_input = hidden * directions
         return total
@@ -146,11 +179,11 @@ class RecurrentEncoder(nn.Module):
         """The part of :meth:`recurrent_macs` that ptflops' ``aten`` backend does not see.
 
         ``count_macs`` runs the model once under the ``aten`` counter, which sees some of the recurrent
-        layers' matrix products (GRU, RNN) or none (oneDNN LSTM). Measuring the recurrent layers alone on
-        the same contiguous single-example input, with the same counter, gives what it saw; the rest is
-        returned here for the owner's ``analytic_macs``.
+        layers' matrix products (GRU, RNN) or none (oneDNN LSTM). Measuring the encoder alone on the same
+        contiguous single-example input, with the same counter, gives what it saw; the rest is returned
+        here for the owner's ``analytic_macs``.
         """
-        return self.recurrent_macs(frames) - count_macs(self.rnn, (frames, self.rnn.input_size))
+        return self.recurrent_macs(frames) - count_macs(self, (frames, self.input_size))
 
 
 class SequencePooling(nn.Module):
@@ -213,9 +246,10 @@ class RecurrentClassifier(nn.Module):
     of ``num_layers`` ``cell`` layers (dropout between them), :class:`SequencePooling`, dropout and
     ``Linear(hidden_size * directions, num_classes)``.
 
-    With ``lengths`` the padded frames of each example are ignored: they are packed away from the
-    recurrence and left out of the pooling, so an example's logits do not depend on how it was padded
-    (in eval mode; in training mode the input BatchNorm's batch statistics include the padded frames).
+    With ``lengths`` the padded frames of each example are ignored: the recurrence never carries them
+    into a real frame's output (:class:`RecurrentEncoder`) and the pooling leaves them out, so an
+    example's logits do not depend on how it was padded (in eval mode; in training mode the input
+    BatchNorm's batch statistics include the padded frames).
 
     Args:
         in_features: features per frame delivered by the frontend (set by the task).

@@ -1,11 +1,11 @@
 """Per-frame classifiers for CTC: ``(batch, in_features, frames)`` and frame counts -> one output per frame.
 
-Every model here keeps the frame rate of its input and returns ``(batch, frames, num_outputs)`` logits;
-the task builds it with ``in_features=frontend.out_features`` and ``num_outputs`` = phones + blank. Given
-``lengths``, the padded frames of each example are packed away from the recurrent layers and zeroed before
-every convolution that mixes frames, so the outputs at an example's real frames do not depend on how far
-it was padded (in eval mode; in training mode the batch statistics of BatchNorm include padded frames).
-Outputs at padded frames are not meaningful.
+Every model here keeps the frame rate of its input and returns ``(batch, frames, num_outputs)`` logits; the
+task builds it with ``in_features=frontend.out_features`` and ``num_outputs`` = phones + blank. Given
+``lengths``, the padded frames of each example never reach the recurrent layers' outputs at real frames and
+are zeroed before every convolution that mixes frames, so the outputs at an example's real frames do not
+depend on how far it was padded (in eval mode; in training mode the batch statistics of BatchNorm include
+padded frames). Outputs at padded frames are not meaningful.
 
 - :class:`RecurrentFrameClassifier`: input BatchNorm, (bidirectional) LSTM layers, linear per frame.
 - :class:`BCResNetFrameClassifier`: BC-ResNet without its pooling over time (it strides only in

@@ -55,7 +55,7 @@ def test_convolutions_keep_every_frame(
     conv: str, in_features: int, channels: list[int], lstm_input: int
 ) -> None:
     model = CRNN(in_features=in_features, num_classes=2, conv=conv, conv_channels=channels)
-    assert model.encoder.rnn.input_size == lstm_input
+    assert model.encoder.input_size == lstm_input
     frames = []
     model.encoder.register_forward_hook(lambda _module, inputs, _output: frames.append(inputs[0].shape))
     model(torch.randn(2, in_features, 23))
@@ -141,6 +141,6 @@ def test_config_file_instantiates_and_runs() -> None:
     model = instantiate(OmegaConf.load(CONFIG_DIR / "model" / "crnn.yaml"), in_features=40, num_classes=10)
     assert isinstance(model, CRNN)
     assert model.conv == "conv2d"
-    assert model.encoder.rnn.bidirectional
-    assert (model.encoder.rnn.input_size, model.encoder.rnn.hidden_size) == (32 * 10, 64)
+    assert model.encoder.bidirectional
+    assert (model.encoder.input_size, model.encoder.hidden_size) == (32 * 10, 64)
     assert model(torch.randn(2, 40, 101)).shape == (2, 10)

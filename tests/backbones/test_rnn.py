@@ -8,12 +8,13 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from torch import nn
 
-from src.backbones.rnn import RecurrentClassifier, RecurrentEncoder, SequencePooling
+from src.backbones.rnn import RecurrentClassifier, RecurrentEncoder, SequencePooling, reverse_within_lengths
 from src.utils.complexity import count_macs
 from tests.conftest import CONFIG_DIR, compose_config
 
 CELLS = ["rnn", "lstm", "gru"]
 POOLINGS = ["last", "mean", "attention"]
+CELL_MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 
 
 def small_model(cell: str, pooling: str, bidirectional: bool, **kwargs) -> RecurrentClassifier:
@@ -65,21 +66,65 @@ def test_lengths_equal_to_the_frame_count_change_nothing() -> None:
         torch.testing.assert_close(model(features, torch.tensor([10, 10, 10])), model(features))
 
 
+def seeded_pair(cell: str, bidirectional: bool) -> tuple[RecurrentEncoder, nn.RNNBase]:
+    """An encoder and torch's multi-layer recurrent module of the same shape, built from the same seed."""
+    torch.manual_seed(0)
+    encoder = RecurrentEncoder(cell, input_size=4, hidden_size=3, num_layers=2, bidirectional=bidirectional)
+    torch.manual_seed(0)
+    reference = CELL_MODULES[cell](4, 3, num_layers=2, bidirectional=bidirectional, batch_first=True)
+    return encoder.eval(), reference.eval()
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", CELLS)
+def test_seeded_encoder_starts_from_the_weights_of_torchs_module(cell: str, bidirectional: bool) -> None:
+    encoder, reference = seeded_pair(cell, bidirectional)
+    ours = [
+        parameter for directions in encoder.layers for rnn in directions for parameter in rnn.parameters()
+    ]
+    theirs = list(reference.parameters())
+    assert len(ours) == len(theirs) == 4 * 2 * (2 if bidirectional else 1)
+    for mine, torchs in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(mine, torchs, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("cell", CELLS)
+def test_encoder_equals_torchs_module_on_a_packed_batch(cell: str, bidirectional: bool) -> None:
+    # The reference: nn.LSTM/GRU/RNN with 2 layers over pack_padded_sequence, the standard way to skip
+    # padding. Ours must give the same outputs at real frames and zeros at padded ones.
+    encoder, reference = seeded_pair(cell, bidirectional)
+    sequence, lengths = 10 * torch.randn(3, 9, 4), torch.tensor([9, 4, 6])
+    with torch.no_grad():
+        packed = nn.utils.rnn.pack_padded_sequence(sequence, lengths, batch_first=True, enforce_sorted=False)
+        expected, _ = nn.utils.rnn.pad_packed_sequence(reference(packed)[0], batch_first=True, total_length=9)
+        torch.testing.assert_close(encoder(sequence, lengths), expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(encoder(sequence), reference(sequence)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_reverse_within_lengths_reverses_real_frames_and_keeps_padding() -> None:
+    sequence = torch.arange(10.0).view(2, 5, 1)
+    reversed_ = reverse_within_lengths(sequence, torch.tensor([5, 3]))
+    assert reversed_.squeeze(-1).tolist() == [[4, 3, 2, 1, 0], [7, 6, 5, 8, 9]]
+    torch.testing.assert_close(reverse_within_lengths(reversed_, torch.tensor([5, 3])), sequence)
+    torch.testing.assert_close(reverse_within_lengths(sequence, None), sequence.flip(1))
+
+
 @pytest.mark.parametrize("lengths", [None, torch.tensor([7, 3])])
 def test_bidirectional_last_pooling_is_the_final_hidden_state_of_each_direction(
     lengths: torch.Tensor | None,
 ) -> None:
-    encoder = RecurrentEncoder("lstm", input_size=4, hidden_size=3, num_layers=2, bidirectional=True).eval()
+    encoder, reference = seeded_pair("lstm", bidirectional=True)
     sequence = torch.randn(2, 7, 4)
     with torch.no_grad():
         pooled = SequencePooling("last", 6, bidirectional=True)(encoder(sequence, lengths), lengths)
         if lengths is None:
-            _, (h_n, _) = encoder.rnn(sequence)
+            _, (h_n, _) = reference(sequence)
         else:
             packed = nn.utils.rnn.pack_padded_sequence(
                 sequence, lengths, batch_first=True, enforce_sorted=False
             )
-            _, (h_n, _) = encoder.rnn(packed)
+            _, (h_n, _) = reference(packed)
     torch.testing.assert_close(pooled, torch.cat([h_n[-2], h_n[-1]], dim=-1), rtol=1e-5, atol=1e-6)
 
 
@@ -155,10 +200,9 @@ def test_recurrent_macs_match_hand_count(cell: str) -> None:
     assert encoder.recurrent_macs(7) == HAND_COUNTED_RECURRENT_MACS[cell]
 
 
-def test_recurrent_macs_without_bias_or_second_direction() -> None:
+def test_recurrent_macs_of_one_layer_in_one_direction() -> None:
     encoder = RecurrentEncoder("lstm", input_size=5, hidden_size=3, num_layers=1)
-    encoder.rnn = nn.LSTM(5, 3, bias=False, batch_first=True)
-    assert encoder.recurrent_macs(7) == (4 * 3 * 5 + 4 * 3 * 3) * 7
+    assert encoder.recurrent_macs(7) == (4 * 3 * 5 + 4 * 3 * 3 + 2 * 4 * 3) * 7
 
 
 @pytest.mark.parametrize("input_batchnorm", [True, False])
@@ -186,7 +230,7 @@ def test_count_macs_counts_every_recurrent_mac_once(cell: str, pooling: str, inp
 def test_aten_sees_no_lstm_mac_so_analytic_macs_adds_them_all() -> None:
     # The premise of analytic_macs for the LSTM: the CPU (oneDNN) LSTM kernel is invisible to the counter.
     model = RecurrentClassifier(in_features=5, num_classes=4, cell="lstm", hidden_size=3, bidirectional=True)
-    assert count_macs(model.encoder.rnn, (7, 5)) == 0
+    assert count_macs(model.encoder, (7, 5)) == 0
     assert model.analytic_macs(5, 7) == HAND_COUNTED_RECURRENT_MACS["lstm"]
 
 
@@ -195,8 +239,8 @@ def test_config_file_instantiates_and_runs(name: str, cell: str) -> None:
     model = instantiate(OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml"), in_features=40, num_classes=10)
     assert isinstance(model, RecurrentClassifier)
     assert model.encoder.cell == cell
-    assert (model.encoder.rnn.hidden_size, model.encoder.rnn.num_layers) == (64, 2)
-    assert not model.encoder.rnn.bidirectional
+    assert (model.encoder.hidden_size, model.encoder.num_layers) == (64, 2)
+    assert not model.encoder.bidirectional
     assert model(torch.randn(2, 40, 101)).shape == (2, 10)
 
 
@@ -209,6 +253,6 @@ def test_bilstm_config_is_the_lstm_config_run_in_both_directions() -> None:
     }
     model = instantiate(cfg, in_features=40, num_classes=10)
     assert model.encoder.cell == "lstm"
-    assert model.encoder.rnn.bidirectional
+    assert model.encoder.bidirectional
     assert model.classifier.in_features == 128
     assert model(torch.randn(2, 40, 101)).shape == (2, 10)
