@@ -85,13 +85,17 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(swept_project: Path
         assert sorted({row[key].lower() for row in rows}) == sorted(values)  # Hydra writes booleans as True
     assert all(row["status"] == "ok" and row["seeds"] == "1 2" and row["runs"] == "2" for row in rows)
     assert all(int(row["backbone_params"]) > 0 for row in rows)
+    markdown = (results / "results.md").read_text()
     if uses_timit([f"experiment={experiment}"]):
         assert all(float(row["test_per_mean"]) >= 0 and float(row["val_per_best_mean"]) >= 0 for row in rows)
+        assert "| test per |" in markdown and "test acc" not in markdown  # no empty accuracy columns
+        assert "MACs per forward pass of one second of audio" in markdown
     else:
         assert all(
             0 <= float(row["test_acc_mean"]) <= 1 and 0 <= float(row["test_macro_f1_mean"]) <= 1
             for row in rows
         )
+        assert "| test acc | best val acc |" in markdown and "MACs per forward pass of one clip" in markdown
     numeric = [key for key, values in swept.items() if all(value.isdigit() for value in values)]
     plots = (
         ("test_per", *PLOTS_PER_SWEPT_KEY[1:])
@@ -104,7 +108,7 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(swept_project: Path
     if "model" in swept:  # each model's best configuration, side by side
         expected.add("confusion_matrices.png")
     assert expected <= {path.name for path in results.glob("*.png")}
-    assert "fast_dev_run" in (results / "results.md").read_text()
+    assert "fast_dev_run" in markdown
 
 
 def test_report_gathers_setup_tables_plots_and_conclusions(swept_project: Path) -> None:

@@ -123,6 +123,11 @@ class SweepTable:
         return [row for row in self.rows if row["status"] == "ok"]
 
     @property
+    def is_phone_recognition(self) -> bool:
+        """Scored by phone error rate (utterances of any length) rather than clip accuracy."""
+        return "test_per" in self.extra_stems
+
+    @property
     def corpus_notes(self) -> list[str]:
         return sorted(
             {run.summary["corpus_note"] for run in self.runs if run.summary and "corpus_note" in run.summary}
@@ -306,16 +311,18 @@ MARKDOWN_COLUMNS = (
 
 
 def table_markdown(table: SweepTable) -> str:
-    """The table as Markdown, with what it was measured on; ``mean ± std`` over seeds."""
+    """The table as Markdown, with what it was measured on; ``mean ± std`` over seeds. A column of
+    ``MARKDOWN_COLUMNS`` that is empty in every row (accuracy in a phone recognition sweep) is left out."""
+    columns = [(title, render) for title, render in MARKDOWN_COLUMNS if any(map(render, table.rows))]
     extras = [stem.removeprefix("frontend_").replace("_", " ") for stem in table.extra_stems]
-    header = [*table.swept, "seeds", *(title for title, _ in MARKDOWN_COLUMNS), *extras, "status"]
+    header = [*table.swept, "seeds", *(title for title, _ in columns), *extras, "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.rows:
         status = row["status"] if row["status"] == "ok" else f"**{row['status']}**: {row['error']}"
         cells = [
             *(str(row[key]) for key in table.swept),
             row["seeds"],
-            *(render(row) for _, render in MARKDOWN_COLUMNS),
+            *(render(row) for _, render in columns),
             *(plus_minus(row.get(f"{stem}_mean"), row.get(f"{stem}_std"), 4) for stem in table.extra_stems),
             status,
         ]
@@ -329,8 +336,9 @@ def table_caption(table: SweepTable) -> str:
     folders = ", ".join(f"`{d.name}`" for d in table.sweep_dirs)
     parts = [
         f"Sweep `{table.name}`: {len(table.runs)} jobs from {folders}; overrides of all jobs: {fixed}.",
-        "Accuracy and loss: mean ± sample std over seeds; epoch time: mean ± std over every epoch of "
-        "every seed (training only, validation excluded); MACs per one-clip forward pass.",
+        "Metrics and loss: mean ± sample std over seeds; epoch time: mean ± std over every epoch of "
+        "every seed (training only, validation excluded); MACs per forward pass of "
+        + ("one second of audio." if table.is_phone_recognition else "one clip."),
     ]
     parts += [f"**Measured on the {note}.**" for note in table.corpus_notes]
     if table.fast_dev_run:
