@@ -11,13 +11,11 @@ processes affects both alike. Inputs are seeded Gaussian noise: the cost does no
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
 import torchaudio
 
+from benchmarks.timing import time_and_print
 from src.frontends import LogMelFilterBanks
 
 SAMPLE_RATE = 16000
@@ -35,24 +33,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random clips (default: 0)")
     return parser.parse_args(argv)
-
-
-def median_seconds(
-    candidates: dict[str, Callable[[], torch.Tensor]], repeats: int, number: int
-) -> dict[str, float]:
-    """Median seconds per call of each candidate, over ``repeats`` rounds of ``number`` calls each.
-
-    The candidates take turns, in reversed order every other round, so that neither always runs first.
-    """
-    rounds: dict[str, list[float]] = {name: [] for name in candidates}
-    for repeat in range(repeats):
-        order = list(candidates.items())
-        for name, fn in order if repeat % 2 == 0 else reversed(order):
-            start = time.perf_counter()
-            for _ in range(number):
-                fn()
-            rounds[name].append((time.perf_counter() - start) / number)
-    return {name: statistics.median(times) for name, times in rounds.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -74,18 +54,15 @@ def main(argv: list[str] | None = None) -> None:
         expected, actual = candidates["torchaudio"](), candidates["ours"]()
         if expected.shape != actual.shape or not torch.allclose(expected, actual):
             raise AssertionError("LogMelFilterBanks and torchaudio disagree; timings would be meaningless")
-        for _ in range(args.warmup):
-            for fn in candidates.values():
-                fn()
-        medians = median_seconds(candidates, args.repeats, args.number)
-
-    print(
-        f"batch {tuple(clips.shape)} at {SAMPLE_RATE} Hz, {torch.get_num_threads()} threads, "
-        f"median of {args.repeats} rounds x {args.number} calls, outputs allclose: True"
-    )
-    for name, seconds in medians.items():
-        print(f"  {name:<10} {seconds * 1e3:8.2f} ms")
-    print(f"  ratio ours / torchaudio: {medians['ours'] / medians['torchaudio']:.3f}")
+        time_and_print(
+            f"batch {tuple(clips.shape)} at {SAMPLE_RATE} Hz, {torch.get_num_threads()} threads, "
+            "outputs allclose: True",
+            candidates,
+            "torchaudio",
+            args.warmup,
+            args.repeats,
+            args.number,
+        )
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ import argparse
 import torch
 from torch import nn
 
-from benchmarks.frontends import median_seconds
+from benchmarks.timing import time_and_print
 from src.backbones.rnn import CELLS, RecurrentEncoder
 
 
@@ -75,19 +75,16 @@ def main(argv: list[str] | None = None) -> None:
             raise AssertionError(
                 "RecurrentEncoder and the packed reference disagree; timings would be meaningless"
             )
-    for _ in range(args.warmup):
-        for fn in candidates.values():
-            fn()
-    medians = median_seconds(candidates, args.repeats, args.number)
-
-    print(
+    time_and_print(
         f"{args.cell} {args.num_layers} x {args.hidden_size} bidirectional, batch {tuple(batch.shape)}, "
-        f"lengths {lengths.tolist()}, {torch.get_num_threads()} threads, forward + backward, median of "
-        f"{args.repeats} rounds x {args.number} calls, outputs allclose: True"
+        f"lengths {lengths.tolist()}, {torch.get_num_threads()} threads, forward + backward, "
+        "outputs allclose: True",
+        candidates,
+        "packed",
+        args.warmup,
+        args.repeats,
+        args.number,
     )
-    for name, seconds in medians.items():
-        print(f"  {name:<7} {seconds * 1e3:8.2f} ms")
-    print(f"  ratio ours / packed: {medians['ours'] / medians['packed']:.3f}")
 
 
 if __name__ == "__main__":
