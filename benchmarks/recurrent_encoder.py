@@ -13,6 +13,7 @@ packed, measured in alternating rounds. The default shape is a TIMIT batch of th
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         return outputs
 
-    def step(forward) -> None:
+    def step(forward: Callable[[], torch.Tensor]) -> None:
         forward().square().mean().backward()
 
     candidates = {"ours": lambda: step(lambda: ours(batch, lengths)), "packed": lambda: step(packed)}
