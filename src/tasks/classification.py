@@ -94,10 +94,6 @@ class ClassificationTask(FrontendBackboneTask):
         self.test_metrics = metrics.clone(prefix="test/")
         self.test_probabilities: list[torch.Tensor] = []
 
-    def frame_lengths(self, lengths: torch.Tensor, frames: int) -> torch.Tensor:
-        """``(batch,)`` true sample counts -> ``(batch,)`` frame counts in ``[1, frames]``."""
-        return self.frontend.num_frames(lengths).clamp(1, frames)
-
     def features(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(batch, time)`` waveforms and ``(batch,)`` lengths -> the backbone's input ``(batch, features,
         frames)`` (standardised, and masked by SpecAugment in training) and ``(batch,)`` frame counts."""

@@ -1,5 +1,5 @@
 """What every task of a frontend and a backbone shares: optimiser and schedule from config, frontend
-constraints after each step, parameter and MAC counts."""
+constraints after each step, frame counts of true lengths, parameter and MAC counts."""
 
 from __future__ import annotations
 
@@ -25,6 +25,11 @@ class FrontendBackboneTask(L.LightningModule):
     # The validation metric checkpoints are chosen by, and the test metric a run reports.
     monitor: str
     test_metric: str
+
+    def frame_lengths(self, lengths: torch.Tensor, frames: int) -> torch.Tensor:
+        """``(batch,)`` true sample counts -> ``(batch,)`` int64 frame counts in ``[1, frames]``, the
+        frontend's ``num_frames`` of each."""
+        return self.frontend.num_frames(lengths.long()).clamp(1, frames)
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         constrain = getattr(self.frontend, "constrain_", None)

@@ -86,10 +86,6 @@ class PhoneRecognitionTask(FrontendBackboneTask):
         self.test_per = PhoneErrorRate()
         self.test_decodings: list[DecodedUtterance] = []
 
-    def frame_lengths(self, wave_lengths: torch.Tensor) -> torch.Tensor:
-        """``(batch,)`` samples per waveform -> ``(batch,)`` int64 real frames per feature sequence."""
-        return torch.as_tensor(self.frontend.num_frames(wave_lengths.long()), device=wave_lengths.device)
-
     def forward(
         self, waveforms: torch.Tensor, wave_lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -103,7 +99,7 @@ class PhoneRecognitionTask(FrontendBackboneTask):
             Logits ``(batch, frames, len(phones) + 1)`` (output 0 the blank) and ``(batch,)`` real frames.
         """
         features = self.frontend(waveforms)
-        lengths = self.frame_lengths(wave_lengths)
+        lengths = self.frame_lengths(wave_lengths, features.shape[-1])
         return self.backbone(features, lengths), lengths
 
     def ctc_loss(
