@@ -102,6 +102,12 @@ def cached_clips(
     return cache_file
 
 
+def to_int16(wave: np.ndarray) -> np.ndarray:
+    """Float samples in ``[-1, 1)`` -> int16 samples of the same shape, rounded and clipped to the int16
+    range (the inverse of reading int16 as ``samples / INT16_SCALE``)."""
+    return np.clip(np.rint(wave * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1).astype(np.int16)
+
+
 def _write_cache(
     names: Sequence[str], clip_samples: int, load: Callable[[str], torch.Tensor], cache_file: Path
 ) -> None:
@@ -123,9 +129,7 @@ def _write_cache(
         for row, name in enumerate(names):
             wave = load(name)
             lengths[row] = min(wave.shape[-1], clip_samples)
-            waves[row, : lengths[row]] = np.clip(
-                np.rint(wave[: lengths[row]].numpy() * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1
-            )
+            waves[row, : lengths[row]] = to_int16(wave[: lengths[row]].numpy())
         waves.flush()
         del waves
         with open(tmp_lengths, "wb") as file:

@@ -28,8 +28,10 @@ import soundfile
 import torch
 import torchaudio.functional as AF
 from filelock import FileLock
+from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
+from src.data.clip_cache import INT16_SCALE, to_int16
 from src.data.split_datamodule import SplitDataModule
 from src.data.timit_corpus import ensure_generated_corpus, read_manifest
 from src.data.timit_phones import PHONE_SETS, fold
@@ -49,7 +51,6 @@ log = logging.getLogger(__name__)
 CORPORA = ("generated", "timit")
 # Bump when the cache contents change meaning, so old caches are not reused.
 CACHE_FORMAT = "timit-int16-v1"
-INT16_SCALE = 32768.0
 _REPLACE_HINT = (
     "Restore it from your TIMIT copy (data.corpus=timit) or delete the corpus folder to regenerate it."
 )
@@ -111,10 +112,7 @@ def collate_utterances(items: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> Ba
 def _pad(sequences: Sequence[torch.Tensor], dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
     """``(padded (batch, max_length), lengths (batch,) int64)`` of 1-D tensors, zero-padded at the end."""
     lengths = torch.tensor([len(s) for s in sequences], dtype=torch.int64)
-    padded = torch.zeros(len(sequences), int(lengths.max()), dtype=dtype)
-    for row, sequence in enumerate(sequences):
-        padded[row, : len(sequence)] = sequence
-    return padded, lengths
+    return pad_sequence([s.to(dtype) for s in sequences], batch_first=True), lengths
 
 
 class TimitDataModule(SplitDataModule):
@@ -298,9 +296,7 @@ class TimitDataModule(SplitDataModule):
             wave = AF.resample(
                 torch.from_numpy(samples.astype(np.float32) / INT16_SCALE), SAMPLE_RATE, self._sample_rate
             )
-            samples = np.clip(np.rint(wave.numpy() * INT16_SCALE), -INT16_SCALE, INT16_SCALE - 1).astype(
-                np.int16
-            )
+            samples = to_int16(wave.numpy())
         if samples.shape != (length,):
             raise TimitAudioError(
                 f"Audio file {path} decodes to {samples.shape[0]} samples but its header promises {length} "
