@@ -10,7 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.run_config import load_run_config
-from src.data.timit import TimitDataModule
+from src.data.timit.datamodule import TimitDataModule
 from src.reporting.test_analysis import analyse_test
 from src.tasks.classification import ClassificationTask
 from src.tasks.phone_recognition import PhoneRecognitionTask

@@ -15,8 +15,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from src.data.speech_commands_corpus import ensure_generated_corpus
-from src.data.timit_corpus import ensure_generated_corpus as ensure_timit_corpus
+from src.data.speech_commands.corpus import ensure_generated_corpus
+from src.data.timit.corpus import ensure_generated_corpus as ensure_timit_corpus
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "conf"

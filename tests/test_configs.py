@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
-from src.data.timit_phones import TIMIT_61
+from src.data.timit.phones import TIMIT_61
 from src.tasks.frontend_task import FrontendBackboneTask
 from src.training import build_model, build_task
 from tests.conftest import choices

@@ -9,7 +9,7 @@ import math
 import pytest
 import torch
 
-from src.data.audio import fit_length, read_clip
+from src.data.common.audio import fit_length, read_clip
 from src.tasks.classification import ClassificationTask
 from tests.conftest import REAL_SAMPLE, requires_real_sample
 from tests.test_train import run_script

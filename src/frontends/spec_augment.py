@@ -63,7 +63,7 @@ class SpecAugment(nn.Module):
     @classmethod
     def from_config(cls, settings: Mapping[str, Any]) -> Self:
         """Build from a flat mapping that may also hold other modules' keys (e.g. ``cfg.augmentation``,
-        which also holds :class:`~src.data.augmentation.WaveformAugmentation`'s): only this class's
+        which also holds :class:`~src.data.common.augmentation.WaveformAugmentation`'s): only this class's
         arguments are taken from it."""
         names = inspect.signature(cls).parameters
         return cls(**{key: value for key, value in settings.items() if key in names})

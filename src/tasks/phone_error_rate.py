@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torchmetrics.text import WordErrorRate
 
-from src.data.timit_phones import fold
+from src.data.timit.phones import fold
 
 SCORING_SET = 39
 """TIMIT phone recognition is scored after folding both sides to the 39-phone set (Lee & Hon, 1989)."""

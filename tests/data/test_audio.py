@@ -1,4 +1,4 @@
-"""Tests for soundfile decoding, resampling, mix-down and length fitting in ``src.data.audio``."""
+"""Tests for soundfile decoding, resampling, mix-down and length fitting in ``src.data.common.audio``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from src.data.audio import AudioDecodeError, AudioFixReport, fit_length, read_clip
+from src.data.common.audio import AudioDecodeError, AudioFixReport, fit_length, read_clip
 
 
 def _tone(num_samples: int, sample_rate: int, freq: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
@@ -36,7 +36,7 @@ def test_read_clip_resamples_8k_to_16k(tmp_path: Path, caplog: pytest.LogCapture
     path = tmp_path / "narrowband.wav"
     sf.write(path, source, 8000, subtype="FLOAT")
 
-    with caplog.at_level(logging.WARNING, logger="src.data.audio"):
+    with caplog.at_level(logging.WARNING, logger="src.data.common.audio"):
         wave = read_clip(path, 16000)
 
     assert wave.shape == (8000,)
@@ -51,7 +51,7 @@ def test_read_clip_mixes_stereo_down_to_mean(tmp_path: Path, caplog: pytest.LogC
     path = tmp_path / "stereo.wav"
     sf.write(path, np.stack([left, right], axis=1), 16000, subtype="FLOAT")
 
-    with caplog.at_level(logging.WARNING, logger="src.data.audio"):
+    with caplog.at_level(logging.WARNING, logger="src.data.common.audio"):
         wave = read_clip(path, 16000)
 
     assert wave.shape == (1600,)
@@ -68,7 +68,7 @@ def test_report_aggregates_fixes_instead_of_logging_per_file(
     sf.write(tmp_path / "stereo.wav", np.zeros((1600, 2), np.float32), 16000)
     report = AudioFixReport()
 
-    with caplog.at_level(logging.WARNING, logger="src.data.audio"):
+    with caplog.at_level(logging.WARNING, logger="src.data.common.audio"):
         for path in sorted(tmp_path.glob("*.wav")):
             fit_length(read_clip(path, 16000, report=report), 1000, report=report)
         assert caplog.records == []
@@ -118,7 +118,7 @@ def test_fit_length_pads_with_zeros_at_end() -> None:
 
 def test_fit_length_truncates_and_warns(caplog: pytest.LogCaptureFixture) -> None:
     wave = torch.arange(10.0)
-    with caplog.at_level(logging.WARNING, logger="src.data.audio"):
+    with caplog.at_level(logging.WARNING, logger="src.data.common.audio"):
         out = fit_length(wave, 4)
     torch.testing.assert_close(out, torch.arange(4.0))
     assert "Truncating a clip of 10 samples to 4" in caplog.text

@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
-from src.data.augmentation import (
+from src.data.common.augmentation import (
     WaveformAugmentation,
     change_speed,
     mix_at_snr,

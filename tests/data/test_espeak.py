@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from src.data import espeak
+from src.data.synthesis import espeak
 
 
 def test_yes_is_audible_and_about_half_a_second() -> None:

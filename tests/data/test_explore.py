@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from src.data.explore import LIST_CAP, explore_corpus, main, resolve_corpus_dir
+from src.explore import LIST_CAP, explore_corpus, main, resolve_corpus_dir
 from tests.conftest import REAL_SAMPLE, requires_real_sample, run_python
 
 OUTPUTS = ("waveforms.png", "durations.png", "class_counts.png", "summary.md", "summary.json")
@@ -209,7 +209,7 @@ def test_missing_or_wrong_folder_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_command_line_writes_its_outputs(tiny_corpus_root: Path, corpus_dir: Path, tmp_path: Path) -> None:
     out_dir = tmp_path / "cli"
-    args = ("-m", "src.data.explore", str(tiny_corpus_root), "--out", str(out_dir), "--clips-per-class", "1")
+    args = ("-m", "src.explore", str(tiny_corpus_root), "--out", str(out_dir), "--clips-per-class", "1")
     result = run_python(*args, timeout=120)
     assert result.returncode == 0, result.stderr
     assert f"corpus folder: {corpus_dir.resolve()} (found in {tiny_corpus_root})" in result.stdout
@@ -218,7 +218,7 @@ def test_command_line_writes_its_outputs(tiny_corpus_root: Path, corpus_dir: Pat
     assert summary["clips_per_class"] == 1
     assert all(len(paths) == 1 for paths in summary["waveform_clips"].values())
 
-    missing = run_python("-m", "src.data.explore", str(tmp_path / "absent"), timeout=60)
+    missing = run_python("-m", "src.explore", str(tmp_path / "absent"), timeout=60)
     assert missing.returncode == 2
     assert f"Corpus folder {tmp_path / 'absent'} does not exist" in missing.stderr
 

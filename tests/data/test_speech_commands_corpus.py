@@ -15,8 +15,8 @@ import soundfile
 from filelock import FileLock
 from torchaudio.datasets import SPEECHCOMMANDS
 
-from src.data import speech_commands_corpus as corpus
-from src.data.speech_commands_corpus import WORDS, ensure_generated_corpus, which_set
+from src.data.speech_commands import corpus
+from src.data.speech_commands.corpus import WORDS, ensure_generated_corpus, which_set
 from tests.conftest import REAL_SAMPLE, requires_real_sample
 
 CLIP_NAME = re.compile(rf"^({'|'.join(WORDS)})/[0-9a-f]{{8}}_nohash_\d+\.wav$")

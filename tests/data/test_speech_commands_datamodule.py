@@ -19,12 +19,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import RandomSampler, SequentialSampler
 
-import src.data.speech_commands as speech_commands
-from src.data.audio import AudioDecodeError, fit_length, read_clip
-from src.data.clip_cache import lengths_file
-from src.data.speech_commands import SpeechCommandsDataModule
-from src.data.speech_commands_corpus import CORE_WORDS, WORDS
-from src.data.speech_commands_splits import NOISE_REGIONS, SilenceCut
+import src.data.speech_commands.datamodule as speech_commands
+from src.data.common.audio import AudioDecodeError, fit_length, read_clip
+from src.data.common.clip_cache import lengths_file
+from src.data.speech_commands.corpus import CORE_WORDS, WORDS
+from src.data.speech_commands.datamodule import SpeechCommandsDataModule
+from src.data.speech_commands.splits import NOISE_REGIONS, SilenceCut
 from tests.conftest import REAL_SAMPLE, requires_real_sample
 
 SAMPLE_RATE = 16000
@@ -99,7 +99,7 @@ def test_splits_follow_lists_and_labels_follow_words_order(
 ) -> None:
     dm = make_dm(root_of(corpus), words=["no", "yes"])
     dm.prepare_data()
-    with caplog.at_level(logging.INFO, logger="src.data.speech_commands"):
+    with caplog.at_level(logging.INFO, logger="src.data.speech_commands.datamodule"):
         dm.setup()
 
     val_list = set((corpus / "validation_list.txt").read_text().split())

@@ -12,10 +12,10 @@ import pytest
 import soundfile
 import torch
 
-from src.data.timit import TimitAudioError, TimitDataModule
-from src.data.timit_corpus import ensure_generated_corpus
-from src.data.timit_phones import PHONE_SETS, fold
-from src.data.timit_reader import (
+from src.data.timit.corpus import ensure_generated_corpus
+from src.data.timit.datamodule import TimitAudioError, TimitDataModule
+from src.data.timit.phones import PHONE_SETS, fold
+from src.data.timit.reader import (
     CORE_TEST_SPEAKERS,
     DEV_SPEAKERS,
     STANDARD_SPLIT_SIZES,

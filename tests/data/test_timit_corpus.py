@@ -13,11 +13,17 @@ import numpy as np
 import pytest
 import soundfile
 
-from src.data import espeak
-from src.data.timit_corpus import ensure_generated_corpus, plan_speakers, read_manifest
-from src.data.timit_espeak import ESPEAK_TO_TIMIT, UnknownEspeakPhoneme, align, timit_phones_of, words_of
-from src.data.timit_phones import TIMIT_61
-from src.data.timit_reader import (
+from src.data.synthesis import espeak
+from src.data.timit.corpus import ensure_generated_corpus, plan_speakers, read_manifest
+from src.data.timit.espeak_alignment import (
+    ESPEAK_TO_TIMIT,
+    UnknownEspeakPhoneme,
+    align,
+    timit_phones_of,
+    words_of,
+)
+from src.data.timit.phones import TIMIT_61
+from src.data.timit.reader import (
     CORE_TEST_SPEAKERS,
     DEV_SPEAKERS,
     TEST_SPEAKER_REGIONS,
@@ -27,7 +33,7 @@ from src.data.timit_reader import (
     read_text,
     standard_splits,
 )
-from src.data.timit_sentences import DIALECT_SENTENCES
+from src.data.timit.sentences import DIALECT_SENTENCES
 
 SMALL = {"num_train_speakers": 4, "num_dev_speakers": 3, "num_core_speakers": 2}
 TINY = {"num_train_speakers": 2, "num_dev_speakers": 1, "num_core_speakers": 1}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from src.data.timit_phones import PHONE_SETS, TIMIT_39, TIMIT_48, TIMIT_61, fold
+from src.data.timit.phones import PHONE_SETS, TIMIT_39, TIMIT_48, TIMIT_61, fold
 
 # The 61 -> 39 foldings of Lee & Hon (1989) that change a symbol; q is deleted, the rest stay as they are.
 FOLDED_TO_39 = {

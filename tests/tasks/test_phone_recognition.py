@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
 from src.backbones.sequence import RecurrentFrameClassifier
-from src.data.timit_phones import TIMIT_39, TIMIT_61, fold
+from src.data.timit.phones import TIMIT_39, TIMIT_61, fold
 from src.tasks.phone_error_rate import PhoneErrorRate
 from src.tasks.phone_recognition import DecodedUtterance, PhoneRecognitionTask
 from src.utils.complexity import count_macs, count_parameters

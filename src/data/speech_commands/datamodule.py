@@ -2,7 +2,7 @@
 
 Clips are listed through ``torchaudio.datasets.SPEECHCOMMANDS`` (its download and its split logic:
 ``validation_list.txt``, ``testing_list.txt``, training is the rest; the 12-class protocol's ``_silence_``
-and ``_unknown_`` as :mod:`src.data.speech_commands_splits` builds them), decoded with soundfile, padded or
+and ``_unknown_`` as :mod:`src.data.speech_commands.splits` builds them), decoded with soundfile, padded or
 truncated to a fixed length, and cached as one memory-mapped int16 ``.npy`` per split with each clip's
 true length, so every epoch after the first decoding run does no per-clip file I/O.
 """
@@ -22,11 +22,12 @@ from torchaudio.datasets import SPEECHCOMMANDS
 from torchaudio.datasets.speechcommands import EXCEPT_FOLDER as NOISE_FOLDER
 from torchaudio.datasets.speechcommands import FOLDER_IN_ARCHIVE
 
-from src.data.audio import AudioFixReport, read_clip
-from src.data.augmentation import WaveformAugmentation
-from src.data.clip_cache import CachedClipDataset, cached_clips
-from src.data.speech_commands_corpus import ensure_generated_corpus
-from src.data.speech_commands_splits import (
+from src.data.common.audio import AudioFixReport, read_clip
+from src.data.common.augmentation import WaveformAugmentation
+from src.data.common.clip_cache import CachedClipDataset, cached_clips
+from src.data.common.split_datamodule import SplitDataModule
+from src.data.speech_commands.corpus import ensure_generated_corpus
+from src.data.speech_commands.splits import (
     NOISE_REGIONS,
     SILENCE_LABEL,
     UNKNOWN_LABEL,
@@ -38,7 +39,6 @@ from src.data.speech_commands_splits import (
     list_word_clips,
     official_test_set_dir,
 )
-from src.data.split_datamodule import SplitDataModule
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ class SpeechCommandsDataModule(SplitDataModule):
         words: The words to recognise; the order gives their class indices. Clips of other words are left
             out, or drawn as ``_unknown_``.
         silence_percentage: Size of a ``_silence_`` class (cut from ``_background_noise_``) in percent of the
-            clips of ``words`` in each split; 0 leaves it out. See :mod:`src.data.speech_commands_splits`.
+            clips of ``words`` in each split; 0 leaves it out. See :mod:`src.data.speech_commands.splits`.
         unknown_percentage: Size of an ``_unknown_`` class (clips of the other words) in percent of the
             clips of ``words`` in each split; 0 leaves it out.
         sample_rate: Rate in Hz the clips are resampled to where they differ.
@@ -77,7 +77,8 @@ class SpeechCommandsDataModule(SplitDataModule):
         pin_memory: Pin batches in page-locked memory.
         generator: Keyword arguments for ``ensure_generated_corpus`` (``corpus="generated"`` only).
         cache_dir: Where the decoded-clip caches go; default ``<root>/.cache``.
-        augmentation: Settings of :class:`~src.data.augmentation.WaveformAugmentation` (other keys, e.g.
+        augmentation: Settings of
+            :class:`~src.data.common.augmentation.WaveformAugmentation` (other keys, e.g.
             SpecAugment's, are ignored), applied to training batches only, after they reach the training
             device; noise comes from the training part of ``_background_noise_``. ``None``: none.
     """
@@ -322,7 +323,7 @@ class SpeechCommandsDataModule(SplitDataModule):
 
     def _list_split(self, split: str) -> tuple[list[str], list[int]]:
         """Names (relative to the corpus folder) and labels of the clips of ``split``, as the module
-        docstring of :mod:`src.data.speech_commands_splits` states the rule."""
+        docstring of :mod:`src.data.speech_commands.splits` states the rule."""
         official = self._official_test_clips() if split == "test" else None
         if split == "test":
             source = official_test_set_dir(self.corpus_dir) if official is not None else "testing_list.txt"
@@ -362,7 +363,7 @@ class SpeechCommandsDataModule(SplitDataModule):
         return self._noise
 
     def background_noise(self) -> list[torch.Tensor]:
-        """The training part (first 80%, see :mod:`src.data.speech_commands_splits`) of each
+        """The training part (first 80%, see :mod:`src.data.speech_commands.splits`) of each
         background-noise recording, ``(time,)`` at ``sample_rate``: what noise augmentation mixes in, so that
         it never overlaps the validation and test ``_silence_`` clips."""
         low, high = NOISE_REGIONS["train"]

@@ -15,9 +15,9 @@ import re
 
 import numpy as np
 
-from src.data import espeak
-from src.data.timit_phones import TIMIT_61
-from src.data.timit_reader import Segment
+from src.data.synthesis import espeak
+from src.data.timit.phones import TIMIT_61
+from src.data.timit.reader import Segment
 
 # Stress and syllable marks that espeak writes in front of a mnemonic; they do not change the phone.
 _STRESS_MARKS = "',"

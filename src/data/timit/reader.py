@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from src.data.timit_phones import TIMIT_61
+from src.data.timit.phones import TIMIT_61
 
 # Kaldi egs/timit/s5/conf/dev_spk.list, in its order.
 DEV_SPEAKERS: tuple[str, ...] = (
@@ -185,7 +185,7 @@ def check_split_sizes(
         raise TimitLayoutError(
             f"Incomplete {what} at {corpus_dir}: {'; '.join(wrong)}. The standard splits need all 462 "
             "speakers of TRAIN (8 SI/SX utterances each), and in TEST the 50 development speakers and the 24 "
-            "core test speakers (src/data/timit_reader.py lists them), each utterance as .WAV and .PHN in "
+            "core test speakers (src/data/timit/reader.py lists them), each utterance as .WAV and .PHN in "
             "<TRAIN|TEST>/DR<n>/<speaker>/. Restore the missing files from your copy."
         )
 
@@ -233,7 +233,7 @@ def read_phones(path: str | Path, num_samples: int | None = None) -> list[Segmen
         if segment.label not in known:
             raise TimitTranscriptionError(
                 f"{path}: {segment.label!r} (at samples {segment.start}-{segment.end}) is not one of the 61 "
-                "TIMIT phones (src/data/timit_phones.py); correct the label in that file."
+                "TIMIT phones (src/data/timit/phones.py); correct the label in that file."
             )
     return segments
 

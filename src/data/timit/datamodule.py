@@ -1,14 +1,14 @@
 """TIMIT phone recognition as a LightningDataModule: the standard splits, utterances with phone targets.
 
 The corpus is the real TIMIT (``corpus="timit"``, licensed: ``root`` points at a copy) or the synthetic one
-in the same format (``corpus="generated"``, made by :mod:`src.data.timit_corpus` on first use). Both are
-read by :mod:`src.data.timit_reader` and split by speaker as the standard recipes do (training 3696,
+in the same format (``corpus="generated"``, made by :mod:`src.data.timit.corpus` on first use). Both are
+read by :mod:`src.data.timit.reader` and split by speaker as the standard recipes do (training 3696,
 development 400, core test 192 utterances, SA sentences never used). There is deliberately no option to
 add the SA sentences or to split at random: results stay comparable with the literature.
 
 Each split is decoded once into a cache, one memory-mapped int16 ``.npy`` of all its samples end to end
 plus a ``.json`` of the utterance offsets and their 61-phone transcriptions, so epochs do no per-file I/O.
-Targets are the transcription folded to the 61-, 48- or 39-phone set (:func:`src.data.timit_phones.fold`,
+Targets are the transcription folded to the 61-, 48- or 39-phone set (:func:`src.data.timit.phones.fold`,
 which deletes ``q`` for 48 and 39); consecutive equal phones after folding are kept.
 """
 
@@ -31,11 +31,11 @@ from filelock import FileLock
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
-from src.data.clip_cache import INT16_SCALE, to_int16
-from src.data.split_datamodule import SplitDataModule
-from src.data.timit_corpus import ensure_generated_corpus, read_manifest
-from src.data.timit_phones import PHONE_SETS, fold
-from src.data.timit_reader import (
+from src.data.common.clip_cache import INT16_SCALE, to_int16
+from src.data.common.split_datamodule import SplitDataModule
+from src.data.timit.corpus import ensure_generated_corpus, read_manifest
+from src.data.timit.phones import PHONE_SETS, fold
+from src.data.timit.reader import (
     SAMPLE_RATE,
     STANDARD_SPLIT_SIZES,
     Utterance,

@@ -14,7 +14,7 @@ The corpus folder holds ``<word>/<speaker>_nohash_<n>.wav``, ``validation_list.t
 ``testing_list.txt`` (training is every clip in neither) and ``_background_noise_/*.wav``; the command
 accepts that folder or a root holding ``SpeechCommands/<version>/``. Usage::
 
-    python -m src.data.explore data/generated [--out DIR] [--clips-per-class 3] [--seed 0]
+    python -m src.explore data/generated [--out DIR] [--clips-per-class 3] [--seed 0]
 """
 
 from __future__ import annotations

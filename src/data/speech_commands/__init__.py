@@ -1,0 +1,1 @@
+"""Google Speech Commands: data module, split protocol (12-class), offline corpus generator."""
