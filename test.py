@@ -16,7 +16,7 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="test")
 def main(cfg: DictConfig) -> float:
-    """Test the checkpoint, print and return its test metric (accuracy, or phone error rate for TIMIT)."""
+    """Test the checkpoint, print and return its task's test metric (accuracy, or phone error rate)."""
     summary = evaluate(cfg)
     name = summary["test_metric"]
     print(f"{name} = {summary['metrics'][name]:.4f}  ({summary['corpus_note']}; {cfg.ckpt_path})")

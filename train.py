@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 import os
 from pathlib import Path
 
@@ -12,22 +11,25 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from src.resolvers import register_resolvers, worst_value
 from src.training import train
 
 # conf/paths/default.yaml places data/ and logs/ under PROJECT_ROOT: this repository by default.
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 log = logging.getLogger(__name__)
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
 def main(cfg: DictConfig) -> float:
-    """Fit, test the best checkpoint, print its test metric (accuracy, or phone error rate for
-    ``data=timit``); return the best validation metric (the value hyperparameter sweepers optimise).
+    """Fit, test the best checkpoint, print the task's test metric (accuracy, or phone error rate for
+    ``task=ctc``); return the best value of the task's validation metric (what sweepers optimise).
 
-    In a multirun a failed job returns -inf (worse than any accuracy, so an Optuna search marks it
-    worst and goes on) instead of stopping the sweep: its ``metrics.json`` holds the error, the sweep's
-    table lists it, and the command exits non-zero once all jobs ended.
+    In a multirun a failed job returns the worst value of the task's direction (``-inf`` for
+    ``task.mode=max``, ``+inf`` for ``min``, so an Optuna search ranks it last and goes on) instead of
+    stopping the sweep: its ``metrics.json`` holds the error, the sweep's table lists it, and the command
+    exits non-zero once all jobs ended.
     """
     try:
         summary = train(cfg)
@@ -37,7 +39,7 @@ def main(cfg: DictConfig) -> float:
         log.exception(
             "Job %s failed; the sweep goes on and its table lists the error", HydraConfig.get().job.num
         )
-        return -math.inf
+        return worst_value(cfg.task.mode)
     metrics, test, best = summary["metrics"], summary["test_metric"], summary["best_metric"]
     smoke = "fast_dev_run: one batch per stage, not a result; " if summary["fast_dev_run"] else ""
     print(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
@@ -21,11 +20,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks import EpochTrainingTimer, RunConfigInCheckpoint
 from src.callbacks.run_config import load_run_config
-from src.data.timit.datamodule import TimitDataModule
-from src.reporting.test_analysis import analyse_test
-from src.tasks.classification import ClassificationTask
-from src.tasks.frontend_task import FrontendBackboneTask
-from src.tasks.phone_recognition import PhoneRecognitionTask
+from src.data.base import TaskDataModule
+from src.tasks.base import FrontendEncoderTask
 from src.utils.run_files import write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -33,8 +29,10 @@ log = logging.getLogger(__name__)
 GENERATED_CORPUS_NOTE = "generated corpus: synthetic espeak-ng speech, not real recordings"
 
 
-def corpus_note(corpus: str) -> str:
-    """How results on ``corpus`` must be labelled wherever they are shown."""
+def corpus_note(corpus: str | None) -> str:
+    """How results on ``corpus`` (``data.corpus``) must be labelled wherever they are shown."""
+    if corpus is None:
+        return "corpus not named (no data.corpus)"
     return GENERATED_CORPUS_NOTE if corpus == "generated" else f"{corpus} corpus"
 
 
@@ -66,45 +64,21 @@ def build_loggers(cfg: DictConfig) -> list[Logger]:
     return [instantiate(entry) for entry in (cfg.get("logger") or {}).values()]
 
 
-def build_task(run_config: Mapping[str, Any], datamodule: L.LightningDataModule) -> FrontendBackboneTask:
-    """The task the data asks for: phone recognition (CTC) for ``data=timit``, clip classification for
-    the keyword tasks. Fails early, naming the fix, when the model does not fit the task."""
-    target = run_config["model"]["_target_"]
-    per_frame = "num_outputs" in inspect.signature(get_class(target)).parameters
-    if isinstance(datamodule, TimitDataModule):
-        if not per_frame:
-            raise ValueError(
-                f"data=timit needs a per-frame (CTC) model, e.g. model=bilstm_ctc, bcresnet_bilstm_ctc or "
-                f"crnn_ctc; {target} classifies whole clips"
-            )
-        return PhoneRecognitionTask(
-            frontend=run_config["frontend"],
-            backbone=run_config["model"],
-            phones=datamodule.phones,
-            optimizer=run_config["optimizer"],
-            scheduler=run_config.get("scheduler"),
-        )
-    if per_frame:
-        raise ValueError(
-            f"{target} is a per-frame (CTC) model for data=timit; keyword spotting needs a clip classifier, "
-            "e.g. model=conv1d, bcresnet, lstm or crnn"
-        )
-    return build_model(run_config, datamodule.class_names, datamodule.clip_samples)
-
-
-def build_model(
-    run_config: Mapping[str, Any], class_names: list[str], clip_samples: int
-) -> ClassificationTask:
-    """The clip classifier for a resolved run config: ``frontend`` and ``model`` (the backbone) groups."""
-    return ClassificationTask(
+def build_task(run_config: Mapping[str, Any], datamodule: TaskDataModule) -> FrontendEncoderTask:
+    """The task of ``run_config["task"]`` (its ``_target_`` class, with the rest of the node as arguments),
+    given the run's ``frontend``, ``model`` (the encoder), ``optimizer`` and ``scheduler`` configs and the
+    data module's label names and example length. Fails before training, naming the key, when the parts
+    do not fit."""
+    settings = dict(run_config["task"])
+    task_class = get_class(settings.pop("_target_"))
+    return task_class(
+        **settings,
         frontend=run_config["frontend"],
-        backbone=run_config["model"],
-        class_names=class_names,
-        clip_samples=clip_samples,
+        encoder=run_config["model"],
         optimizer=run_config["optimizer"],
         scheduler=run_config.get("scheduler"),
-        standardize_features=run_config.get("standardize_features", False),
-        spec_augment=run_config.get("augmentation"),
+        label_names=datamodule.label_names,
+        example_samples=datamodule.example_samples,
     )
 
 
@@ -122,10 +96,7 @@ def flat_hyperparameters(run_config: Mapping[str, Any]) -> dict[str, Any]:
         else:
             flat[prefix] = str(node)
 
-    for key in ("standardize_features",):
-        if key in run_config:
-            flat[key] = run_config[key]
-    for group in ("data", "frontend", "model", "optimizer", "scheduler", "augmentation"):
+    for group in ("data", "task", "frontend", "model", "optimizer", "scheduler", "augmentation"):
         if run_config.get(group) is not None:
             visit(group, run_config[group])
     return flat
@@ -138,9 +109,10 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     summary: dict[str, Any] = {
         "status": "failed",
         "task_name": cfg.task_name,
-        "corpus": cfg.data.corpus,
-        "corpus_note": corpus_note(cfg.data.corpus),
+        "corpus": cfg.data.get("corpus"),
+        "corpus_note": corpus_note(cfg.data.get("corpus")),
         "seed": cfg.seed,
+        "question": cfg.get("question"),
         "overrides": command_line_overrides(),
         "fast_dev_run": bool(cfg.trainer.get("fast_dev_run", False)),
         "hardware": hardware_description(),
@@ -165,7 +137,9 @@ def check_resumable(ckpt_path: str, run_config: Mapping[str, Any]) -> None:
     saved = flat_hyperparameters(OmegaConf.to_container(load_run_config(ckpt_path), resolve=True))
     wanted = flat_hyperparameters(run_config)
     defining = [
-        key for key in wanted.keys() | saved.keys() if key.startswith(("frontend.", "model.", "data.words"))
+        key
+        for key in wanted.keys() | saved.keys()
+        if key.startswith(("frontend.", "model.", "task.", "data.words"))
     ]
     differing = sorted(
         f"{key}={saved.get(key)} (asked for {wanted.get(key)})"
@@ -190,15 +164,16 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     callbacks.append(RunConfigInCheckpoint(run_config))
     loggers = build_loggers(cfg)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
-    monitored = [c.monitor for c in trainer.checkpoint_callbacks if c.monitor is not None]
-    if monitored and monitored != [model.monitor]:
+    monitored = [(c.monitor, c.mode) for c in trainer.checkpoint_callbacks if c.monitor is not None]
+    if monitored and monitored != [(model.monitor, model.mode)]:
         raise ValueError(
-            f"callbacks.model_checkpoint.monitor is {monitored[0]}, but this task logs {model.monitor}: set "
-            f"callbacks.model_checkpoint.monitor={model.monitor}"
+            f"callbacks.model_checkpoint follows {monitored[0][0]} ({monitored[0][1]}), but the task picks "
+            f"checkpoints by {model.monitor} ({model.mode}): set task.monitor and task.mode instead (the "
+            "checkpoint callback follows them)"
         )
 
-    # Clips: one clip; utterances (TIMIT): one second of audio.
-    complexity = model.complexity(getattr(datamodule, "clip_samples", datamodule.sample_rate))
+    # One example: a clip, or one second of an utterance corpus (TIMIT).
+    complexity = model.complexity(datamodule.example_samples)
     for logger in loggers:
         logger.log_metrics(complexity, step=0)
     log.info("Complexity: %s", complexity)
@@ -216,7 +191,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     if not best_path:
         log.warning("No checkpoint was saved (fast_dev_run?): testing the final weights")
     test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0]
-    test_analysis = analyse_test(model, datamodule, cfg.paths.output_dir, loggers)
+    test_analysis = model.write_test_outputs(datamodule, Path(cfg.paths.output_dir), loggers)
 
     metrics = {**fit_metrics, **{name: float(value) for name, value in test_metrics.items()}}
     best_name = f"{model.monitor}_best"
@@ -234,8 +209,13 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     timers = [callback for callback in callbacks if isinstance(callback, EpochTrainingTimer)]
     return {
         "metrics": metrics,
+        "task": type(model).__name__,
         "test_metric": model.test_metric,
+        "test_metric_mode": model.test_mode,
+        "monitor": model.monitor,
+        "monitor_mode": model.mode,
         "best_metric": best_name,
+        "frontend_setting": model.frontend.setting_name(),
         "complexity": complexity,
         "epoch_times_s": timers[0].epoch_times if timers else [],
         "epochs_completed": trainer.current_epoch,

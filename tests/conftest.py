@@ -17,6 +17,7 @@ from omegaconf import DictConfig, open_dict
 
 from src.data.speech_commands.corpus import ensure_generated_corpus
 from src.data.timit.corpus import ensure_generated_corpus as ensure_timit_corpus
+from src.resolvers import register_resolvers
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONFIG_DIR = REPO_ROOT / "conf"
@@ -61,6 +62,7 @@ def tiny_corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` as Hydra would, with Hydra's runtime values set so
     ``${hydra:...}`` interpolations resolve; the ``hydra`` node itself is removed."""
+    register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)

@@ -36,11 +36,12 @@ def stft_kernels_figure(kernels: torch.Tensor, bins: list[int]) -> Figure:
 
 
 class FrontendFilterLogger(L.Callback):
-    """For a frontend with ``mel_filters()``, ``stft_kernels()`` and ``filter_distance()`` (the
-    trainable one), logs the figures ``frontend/mel_filters`` and ``frontend/stft_kernels`` when fit
-    starts and ends, and after every training epoch the scalars ``frontend/<part>_distance``: the
-    relative distance of each trainable part from its initial value. Frontends without these methods
-    are skipped; figures need a TensorBoard logger, the scalars go to every logger.
+    """For a frontend with trainable filters (:meth:`src.frontends.base.Frontend.trainable_filters`),
+    logs the figures ``frontend/mel_filters`` and ``frontend/stft_kernels`` when fit starts and ends, and
+    after every training epoch the scalars ``frontend/<part>_distance`` of
+    :meth:`~src.frontends.base.Frontend.filter_distance`: the relative distance of each trainable part
+    from its initial value. Other frontends give neither; figures need a TensorBoard logger, the scalars go
+    to every logger.
 
     Args:
         num_kernels: how many STFT kernels to draw, spread evenly over the frequency bins.
@@ -56,20 +57,16 @@ class FrontendFilterLogger(L.Callback):
         self._log_figures(trainer, pl_module)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        filter_distance = getattr(pl_module.frontend, "filter_distance", None)
-        if filter_distance is None:
-            return
-        for part, distance in filter_distance().items():
+        for part, distance in pl_module.frontend.filter_distance().items():
             pl_module.log(f"frontend/{part}_distance", distance, on_step=False, on_epoch=True)
 
     def _log_figures(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        frontend = pl_module.frontend
         experiments = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
-        if not experiments or not hasattr(frontend, "mel_filters") or not hasattr(frontend, "stft_kernels"):
-            return
         with torch.no_grad():
-            filters = frontend.mel_filters().detach().float().cpu()
-            kernels = frontend.stft_kernels().detach().float().cpu()
+            trainable = pl_module.frontend.trainable_filters()
+        if not experiments or trainable is None:
+            return
+        filters, kernels = (tensor.detach().float().cpu() for tensor in trainable)
         bins = torch.linspace(0, kernels.shape[0] - 1, self.num_kernels).round().long().tolist()
         for tag, figure in (
             ("frontend/mel_filters", mel_filters_figure(filters)),

@@ -15,7 +15,8 @@ from lightning.pytorch.loggers import TensorBoardLogger
 
 class SpectrogramLogger(L.Callback):
     """Once per run, on the first validation batch after sanity checking, logs the features the
-    model's ``frontend`` computes for ``num_examples`` clips as the figure ``features/validation``.
+    task's ``frontend`` computes for ``num_examples`` examples (their real frames) as the figure
+    ``features/validation``, each titled by the task's ``example_title``.
 
     Skipped when no TensorBoard logger is attached.
     """
@@ -38,14 +39,14 @@ class SpectrogramLogger(L.Callback):
         experiments = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]
         if not experiments:
             return
-        waveforms, *_, labels = batch  # classification batches end with the labels
+        waveforms, lengths = batch[0][: self.num_examples], batch[1][: self.num_examples]
         with torch.no_grad():
-            features = pl_module.frontend(waveforms[: self.num_examples]).float().cpu()
-        class_names = getattr(pl_module, "class_names", None)
+            features, frames = pl_module.frontend(waveforms, lengths)
+        features = features.float().cpu()
         figure, axes = plt.subplots(1, len(features), figsize=(3 * len(features), 3), squeeze=False)
-        for index, (axis, feature, label) in enumerate(zip(axes[0], features, labels, strict=False)):
-            image = axis.imshow(feature.numpy(), origin="lower", aspect="auto")
-            axis.set_title(class_names[int(label)] if class_names else f"example {index}")
+        for index, (axis, feature) in enumerate(zip(axes[0], features, strict=False)):
+            image = axis.imshow(feature[:, : int(frames[index])].numpy(), origin="lower", aspect="auto")
+            axis.set_title(pl_module.example_title(batch, index))
             axis.set_xlabel("frame")
             figure.colorbar(image, ax=axis)
         axes[0][0].set_ylabel("feature")

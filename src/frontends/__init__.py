@@ -1,4 +1,5 @@
-"""Waveform-to-features modules: ``(batch, time) -> (batch, features, frames)``."""
+"""Frontends (``frontend=``): ``(waveform (batch, time), lengths) -> (features (batch, features, frames),
+lengths)``; the contract is :class:`src.frontends.base.Frontend`."""
 
 from src.frontends.log_mel import LogMelFilterBanks
 from src.frontends.mfcc import MFCC

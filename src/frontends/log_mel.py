@@ -58,7 +58,7 @@ class LogMelFilterBanks(MelFrontend):
             magnitude.pow_(self.power)
         return magnitude
 
-    def forward(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor:
         """Log mel filterbank energies: ``(batch, time) -> (batch, n_mels, frames)``.
 
         ``frames = 1 + time // hop_length`` when ``center`` is true, else

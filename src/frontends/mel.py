@@ -12,8 +12,10 @@ import math
 import warnings
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchaudio.functional import melscale_fbanks
+
+from src.frontends.base import Frontend
 
 # Slaney (Auditory Toolbox) mel scale: linear below 1 kHz, logarithmic above, as in torchaudio and librosa.
 _SLANEY_HZ_PER_MEL = 200.0 / 3
@@ -22,7 +24,7 @@ _SLANEY_MIN_LOG_MEL = _SLANEY_MIN_LOG_HZ / _SLANEY_HZ_PER_MEL
 _SLANEY_LOG_STEP = math.log(6.4) / 27.0
 
 
-class MelFrontend(nn.Module):
+class MelFrontend(Frontend):
     """The STFT and mel settings every log-mel frontend takes, checked, and the frame count they give.
 
     Subclasses build their tensors from these attributes in ``__init__`` after calling this one; every

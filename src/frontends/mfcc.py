@@ -9,13 +9,14 @@ norm="ortho", log_mels=True, melkwargs=kwargs)(x)``: torchaudio takes ``log(mel 
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torchaudio.functional import create_dct
 
+from src.frontends.base import Frontend
 from src.frontends.log_mel import LogMelFilterBanks
 
 
-class MFCC(nn.Module):
+class MFCC(Frontend):
     """Waveform to mel-frequency cepstral coefficients: ``(batch, time) -> (batch, n_mfcc, frames)``.
 
     Args:
@@ -43,9 +44,9 @@ class MFCC(nn.Module):
         self.out_features: int = n_mfcc
         self.register_buffer("dct_mat", create_dct(n_mfcc, n_mels, "ortho"))  # (n_mels, n_mfcc)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor:
         """Cepstral coefficients: ``(batch, time) -> (batch, n_mfcc, frames)``."""
-        log_mel = self.log_mel(x)  # (batch, n_mels, frames)
+        log_mel = self.log_mel.features(x)  # (batch, n_mels, frames)
         # (batch, frames, n_mels) @ (n_mels, n_mfcc) -> (batch, frames, n_mfcc) -> (batch, n_mfcc, frames)
         return torch.matmul(log_mel.transpose(-1, -2), self.dct_mat).transpose(-1, -2)
 

@@ -13,15 +13,11 @@ without requiring normalised features.)
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Mapping
-from typing import Any, Self
-
 import torch
 import torchaudio.transforms as T
 from torch import Tensor, nn
 
-CONFIG_PREFIX = "augmentation"
+CONFIG_PREFIX = "augmentation.spec_augment"
 
 
 class SpecAugment(nn.Module):
@@ -59,14 +55,6 @@ class SpecAugment(nn.Module):
         self.num_time_masks = num_time_masks if time_mask_param > 0 else 0
         self.frequency_masking = T.FrequencyMasking(freq_mask_param, iid_masks=True)
         self.time_masking = T.TimeMasking(time_mask_param, iid_masks=True)
-
-    @classmethod
-    def from_config(cls, settings: Mapping[str, Any]) -> Self:
-        """Build from a flat mapping that may also hold other modules' keys (e.g. ``cfg.augmentation``,
-        which also holds :class:`~src.data.common.augmentation.WaveformAugmentation`'s): only this class's
-        arguments are taken from it."""
-        names = inspect.signature(cls).parameters
-        return cls(**{key: value for key, value in settings.items() if key in names})
 
     @property
     def enabled(self) -> bool:

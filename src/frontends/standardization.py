@@ -7,7 +7,7 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
-from src.backbones.rnn import frame_mask
+from src.utils.lengths import frame_mask
 
 
 class FeatureStandardizer(nn.Module):

@@ -227,7 +227,7 @@ class TrainableLogMel(MelFrontend):
             spec = spec * self.freq_mask.unsqueeze(-1)
         return spec
 
-    def forward(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor) -> Tensor:
         """Log mel energies: ``(batch, time) -> (batch, n_mels, frames)``.
 
         ``frames = 1 + time // hop_length`` when ``center`` is true, else
@@ -249,6 +249,14 @@ class TrainableLogMel(MelFrontend):
         """
         if self.nonnegative_mel and self.trainable_mel and self.filterbank == "matrix":
             self.mel_fbanks.clamp_(min=0.0)
+
+    def trainable_filters(self) -> tuple[Tensor, Tensor]:
+        """The mel filters (:meth:`mel_filters`) and the real STFT kernels (:meth:`stft_kernels`)."""
+        return self.mel_filters(), self.stft_kernels()
+
+    def setting_name(self) -> str:
+        """The study's setting letter: A (nothing trainable), B (mel), C (STFT), D (both)."""
+        return "ABCD"[2 * self.trainable_stft + self.trainable_mel]
 
     @torch.no_grad()
     def filter_distance(self) -> dict[str, float]:

@@ -1,4 +1,5 @@
-"""Aggregate a sweep into ``sweep_results/<name>/``: ``results.csv``, ``results.md`` and the plots.
+"""Aggregate a sweep into ``sweep_results/<name>/``: ``results.csv``, ``results.md``, ``conclusions.md``
+(the sweep's question and the conclusions computed from the table) and the plots.
 
 Runs by itself at the end of every ``train.py -m`` (``AggregateSweepCallback``, configured in
 ``conf/hydra/default.yaml``) and as a command for any multirun folder(s) of one sweep::
@@ -20,6 +21,7 @@ from hydra.experimental.callback import Callback
 from matplotlib.backends.backend_pdf import PdfPages
 from omegaconf import DictConfig
 
+from src.reporting.sweep_conclusions import write_conclusions
 from src.reporting.sweep_confusions import write_confusion_panels
 from src.reporting.sweep_plots import write_plots
 from src.reporting.sweep_table import SweepTable, aggregate_sweep, write_table
@@ -34,19 +36,22 @@ def sweep_name(sweep_dir: Path) -> str:
 
 
 def write_sweep(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None) -> list[Path]:
-    """Write the table and plots of ``table`` into ``output_dir`` (the plots also as pages of ``pdf``
-    when given); returns the plot files."""
+    """Write the table (``results.csv``, ``results.md``), ``conclusions.md`` and the plots of ``table``
+    into ``output_dir`` (the plots also as pages of ``pdf`` when given); returns the plot files."""
     csv_path, md_path = write_table(table, output_dir)
+    conclusions = write_conclusions(table, output_dir)
     plots = write_plots(table, output_dir, pdf)
     confusions = write_confusion_panels(table, output_dir, pdf)
     if confusions is not None:
         plots.append(confusions)
-    log.info("Sweep %s: wrote %s, %s and %d plots", table.name, csv_path, md_path, len(plots))
+    log.info(
+        "Sweep %s: wrote %s, %s, %s and %d plots", table.name, csv_path, md_path, conclusions, len(plots)
+    )
     return plots
 
 
 def aggregate(name: str, sweep_dirs: Sequence[Path], output_dir: Path) -> SweepTable:
-    """Write the table and plots of the sweep made of ``sweep_dirs`` into ``output_dir``."""
+    """Write the table, conclusions and plots of the sweep made of ``sweep_dirs`` into ``output_dir``."""
     table = aggregate_sweep(name, sweep_dirs)
     write_sweep(table, output_dir)
     return table

@@ -1,4 +1,4 @@
-"""Plot LogMelFilterBanks beside torchaudio's log-mel of the same clip, and their difference.
+"""Plot LogMelFilterBanks beside torchaudio's log-mel of the same waveform, and their difference.
 
 python -m src.reporting.logmel_comparison path/to/clip.wav --output out.png
 """
@@ -19,28 +19,38 @@ from src.utils.run_files import atomic_write
 SAMPLE_RATE = 16000
 
 
-def plot_logmel_comparison(wav_path: str | Path, output_path: str | Path) -> Path:
+def read_mono(wav_path: str | Path) -> tuple[torch.Tensor, int]:
+    """The audio file ``wav_path`` (readable by soundfile) as a ``(time,)`` float32 waveform, a
+    multi-channel file averaged to mono, and its sample rate."""
+    audio, sample_rate = sf.read(Path(wav_path), dtype="float32", always_2d=True)
+    return torch.from_numpy(audio.mean(axis=1)), sample_rate
+
+
+def plot_logmel_comparison(
+    waveform: torch.Tensor, sample_rate: int, output_path: str | Path, title: str = ""
+) -> Path:
     """Write a PNG with three panels: our log-mel, torchaudio's, and ours minus torchaudio's.
 
     Both use the defaults (``n_fft=400``, ``hop_length=160``, ``n_mels=80``, offset ``1e-6``); the
     reference is ``torch.log(torchaudio.transforms.MelSpectrogram(hop_length=160, n_mels=80)(x) + 1e-6)``.
-    A multi-channel file is averaged to mono. The PNG is written atomically.
+    The PNG is written atomically.
 
     Args:
-        wav_path: A 16 kHz audio file readable by soundfile.
+        waveform: ``(time,)`` samples at ``sample_rate``.
+        sample_rate: Must be 16 kHz, the rate both defaults assume.
         output_path: Where to write the PNG; its folder is created if missing.
+        title: The figure's title (e.g. the file the waveform came from).
 
     Returns:
         ``output_path`` as a ``Path``.
     """
-    wav_path, output_path = Path(wav_path), Path(output_path)
-    audio, sample_rate = sf.read(wav_path, dtype="float32", always_2d=True)
+    output_path = Path(output_path)
     if sample_rate != SAMPLE_RATE:
-        raise ValueError(f"{wav_path} is sampled at {sample_rate} Hz; expected {SAMPLE_RATE} Hz")
-    signal = torch.from_numpy(audio.mean(axis=1)).unsqueeze(0)  # (1, time)
+        raise ValueError(f"the waveform is sampled at {sample_rate} Hz; expected {SAMPLE_RATE} Hz")
+    signal = waveform.reshape(1, -1).float()  # (1, time)
 
     with torch.inference_mode():
-        ours = LogMelFilterBanks()(signal)[0]  # (n_mels, frames)
+        ours = LogMelFilterBanks().features(signal)[0]  # (n_mels, frames)
         melspec = torchaudio.transforms.MelSpectrogram(hop_length=160, n_mels=80)(signal)
         reference = torch.log(melspec + 1e-6)[0]
     difference = ours - reference
@@ -64,15 +74,15 @@ def plot_logmel_comparison(wav_path: str | Path, output_path: str | Path) -> Pat
     ]
     figure, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True, constrained_layout=True)
     try:
-        for axis, (image, title, colormap, limits, label) in zip(axes, panels, strict=True):
+        for axis, (image, panel_title, colormap, limits, label) in zip(axes, panels, strict=True):
             shown = axis.imshow(
                 image.numpy(), origin="lower", aspect="auto", extent=extent, cmap=colormap, **limits
             )
-            axis.set_title(title)
+            axis.set_title(panel_title)
             axis.set_ylabel("mel bin")
             figure.colorbar(shown, ax=axis, label=label)
         axes[-1].set_xlabel("time (s)")
-        figure.suptitle(wav_path.name)
+        figure.suptitle(title)
         with atomic_write(output_path, "wb") as stream:
             figure.savefig(stream, format="png", dpi=100)
     finally:
@@ -86,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("wav", type=Path, help="a 16 kHz wav file")
     parser.add_argument("--output", type=Path, required=True, help="the PNG to write")
     args = parser.parse_args(argv)
-    print(plot_logmel_comparison(args.wav, args.output))
+    print(plot_logmel_comparison(*read_mono(args.wav), args.output, title=args.wav.name))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,13 @@
 """Conclusions read off an aggregated sweep table, as sentences: nothing here is typed in by hand.
 
-- Accuracy: which configuration is best (by best validation accuracy, the selection criterion, and by
-  test accuracy) and whether its lead exceeds the spread between seeds.
+- Ranking: which configuration is best by the best monitored value (the selection criterion) and by the
+  test metric, in each metric's direction (lower first for an error rate), and whether its lead exceeds the
+  spread between seeds.
+- Settings, when jobs named their frontend setting: each setting against the first one (``A`` in the study).
 - Scaling, for each numeric swept key: how parameters, MACs and epoch time change from its smallest to
   its largest value, and where epoch time stops falling although MACs still do.
+
+``conclusions.md`` in a sweep's results folder holds the sweep's question and these sentences.
 """
 
 from __future__ import annotations
@@ -12,41 +16,57 @@ import itertools
 import math
 import statistics
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from src.reporting.sweep_table import TRAINABLE_MEL, TRAINABLE_STFT, SweepTable, setting_letter, sort_key
+from src.reporting.sweep_table import SETTING_COLUMN, Metric, SweepTable, sort_key
+from src.utils.run_files import atomic_write
 
 # A step of the swept key "reduces MACs" when they fall by more than this fraction.
 MACS_FALL = 0.05
+# A share-of-examples metric (accuracy) this close to its best possible value leaves little to separate.
+SATURATION = 0.02
+CONCLUSIONS_MD = "conclusions.md"
 
 
 def describe(row: dict[str, Any], swept: Sequence[str]) -> str:
     return ", ".join(f"`{key}={row[key]}`" for key in swept) or "the only configuration"
 
 
-def ranking_sentence(table: SweepTable, metric: str, split: str, title: str) -> str:
-    """First, runner-up and last configuration by ``<metric>_mean``, against the noise level: the
-    larger of the mean seed-to-seed std and one clip of ``split`` (a smaller gap is no evidence)."""
+def ranking_sentence(table: SweepTable, metric: Metric, split: str) -> str | None:
+    """First, runner-up and last configuration by ``metric`` (its ``<stem>_mean`` column, better first),
+    against the noise level: the mean seed-to-seed std, or one example of ``split`` when ``metric`` is a
+    share of examples and that is larger (a smaller gap is no evidence). None when fewer than two rows have
+    a value."""
+    mean = f"{metric.stem}_mean"
     ranked = sorted(
-        table.ok_rows, key=lambda row: (-row[f"{metric}_mean"], [sort_key(row[k]) for k in table.swept])
+        (row for row in table.ok_rows if not math.isnan(row[mean])),
+        key=lambda row: (metric.better_first(row[mean]), [sort_key(row[k]) for k in table.swept]),
     )
+    if len(ranked) < 2:
+        return None
     first, second, last = ranked[0], ranked[1], ranked[-1]
-    stds = [row[f"{metric}_std"] for row in ranked if not math.isnan(row[f"{metric}_std"])]
+    stds = [row[f"{metric.stem}_std"] for row in ranked if not math.isnan(row[f"{metric.stem}_std"])]
     seed_std = sum(stds) / len(stds) if stds else 0.0
-    clips = table.split_size(split) or 0
+    clips = (table.split_size(split) or 0) if metric.share_of_examples else 0
     one_clip = 1 / clips if clips else 0.0
     noise = max(seed_std, one_clip)
-    lead = first[f"{metric}_mean"] - second[f"{metric}_mean"]
-    span = first[f"{metric}_mean"] - last[f"{metric}_mean"]
+    lead = abs(first[mean] - second[mean])
+    span = abs(first[mean] - last[mean])
 
     def gap(value: float) -> str:
         return f"{value:.4f} ({value * clips:.1f} clips)" if clips else f"{value:.4f}"
 
+    floor = (
+        f"the larger of the mean seed-to-seed std ({seed_std:.4f}) and one clip ({one_clip:.4f})"
+        if clips
+        else "the mean seed-to-seed std"
+    )
     sentence = (
-        f"By {title}{f' ({clips} clips)' if clips else ''}, {describe(first, table.swept)} is first with "
-        f"{first[f'{metric}_mean']:.4f}, {gap(lead)} ahead of {describe(second, table.swept)}; first and "
-        f"last ({describe(last, table.swept)}) differ by {gap(span)}. Noise level: {noise:.4f}, the larger "
-        f"of the mean seed-to-seed std ({seed_std:.4f}) and one clip ({one_clip:.4f})."
+        f"By {metric.title} ({metric.direction}{f', {clips} clips' if clips else ''}), "
+        f"{describe(first, table.swept)} is first with {first[mean]:.4f}, {gap(lead)} ahead of "
+        f"{describe(second, table.swept)}; first and last ({describe(last, table.swept)}) differ by "
+        f"{gap(span)}. Noise level: {noise:.4f}, {floor}."
     )
     if noise == 0:
         return sentence + " With one seed and no split size there is no noise level to compare with."
@@ -59,21 +79,22 @@ def ranking_sentence(table: SweepTable, metric: str, split: str, title: str) -> 
     return sentence + f" The lead is {lead / noise:.1f}x the noise level."
 
 
-def accuracy_conclusions(table: SweepTable) -> list[str]:
-    """How the configurations rank by best validation accuracy (the selection criterion) and by test
-    accuracy, each against its noise level."""
+def ranking_conclusions(table: SweepTable) -> list[str]:
+    """How the configurations rank by the best monitored value (the selection criterion) and by the test
+    metric, each in its direction and against its noise level."""
     if len(table.ok_rows) < 2:
         return ["Fewer than two configurations succeeded: nothing to rank."]
-    if all(math.isnan(row["test_acc_mean"]) for row in table.ok_rows):  # phone recognition: no accuracy
-        return []
-    sentences = [
-        ranking_sentence(table, "val_acc_best", "val", "best validation accuracy"),
-        ranking_sentence(table, "test_acc", "test", "test accuracy"),
-    ]
-    if all(row["test_acc_mean"] >= 0.98 for row in table.ok_rows):
+    ranked = (
+        ranking_sentence(table, table.best_metric, "val"),
+        ranking_sentence(table, table.test_metric, "test"),
+    )
+    sentences = [sentence for sentence in ranked if sentence is not None]
+    test = table.test_metric
+    values = [row[f"{test.stem}_mean"] for row in table.ok_rows]
+    if test.share_of_examples and test.mode == "max" and all(value >= 1 - SATURATION for value in values):
         sentences.append(
-            "Every configuration reaches at least 98% test accuracy: the task nearly saturates, so accuracy "
-            "differences between these configurations are a few clips at most."
+            f"Every configuration reaches at least {1 - SATURATION:.0%} {test.title}: the task nearly "
+            f"saturates, so {test.title} differences between these configurations are a few clips at most."
         )
     return sentences
 
@@ -132,48 +153,82 @@ def scaling_conclusions(table: SweepTable, key: str) -> list[str]:
 
 
 def settings_conclusions(table: SweepTable) -> list[str]:
-    """For a sweep over both trainable-frontend flags: per value of the other categorical keys (e.g.
-    each model), test accuracy (test phone error rate for phone recognition) of settings B, C, D against
-    A, pooling every numeric value (e.g. all n_mels) and seed; a difference counts when it exceeds twice
-    its standard error."""
-    if TRAINABLE_STFT not in table.swept or TRAINABLE_MEL not in table.swept:
+    """For a sweep whose jobs named two frontend settings or more (``metrics.json``'s
+    ``frontend_setting``): per value of the categorical swept keys the setting does not stand for (e.g.
+    each model), the test metric of every other setting against the first in name order (``A`` in the
+    study), pooling every numeric value (e.g. all n_mels) and seed; a difference counts when it exceeds
+    twice its standard error, and is called better or worse by the test metric's direction."""
+    setting_keys = table.setting_keys
+    if not setting_keys:
         return []
-    ok_runs = [run for run in table.runs if run.status == "ok"]
-    accuracy = any(not math.isnan(run.value("test_acc")) for run in ok_runs)
-    stem, title = ("test_acc", "test accuracy") if accuracy else ("test_per", "test phone error rate")
-    groups = [
-        key
-        for key in table.swept
-        if key not in (TRAINABLE_STFT, TRAINABLE_MEL)
-        and any(sort_key(run.overrides[key])[0] for run in table.runs)
-    ]
+    test = table.test_metric
+    others = [key for key in table.swept if key not in setting_keys]
+    groups = [key for key in others if any(sort_key(row[key])[0] for row in table.ok_rows)]
+    pooled_keys = [key.rsplit(".", 1)[-1] for key in others if key not in groups]
     pooled: dict[tuple[str, ...], dict[str, list[float]]] = {}
     for run in table.runs:
-        if run.status == "ok":
-            by_setting = pooled.setdefault(tuple(run.overrides[key] for key in groups), {})
-            by_setting.setdefault(setting_letter(run.overrides), []).append(run.value(stem))
-    clips = table.split_size("test") if accuracy else None
+        if run.status == "ok" and run.frontend_setting:
+            by_setting = pooled.setdefault(run.configuration(groups), {})
+            by_setting.setdefault(run.frontend_setting, []).append(run.metric(test.name))
+    reference = min(row[SETTING_COLUMN] for row in table.ok_rows if row[SETTING_COLUMN])
+    clips = table.split_size("test") if test.share_of_examples else None
     sentences = []
     for group in sorted(pooled):
-        accuracies = pooled[group]
-        if "A" not in accuracies:
+        values_by_setting = pooled[group]
+        if reference not in values_by_setting or len(values_by_setting) < 2:
             continue
-        base = accuracies["A"]
+        base = values_by_setting[reference]
         parts = []
-        for letter in sorted(set(accuracies) - {"A"}):
-            values = accuracies[letter]
+        for setting in sorted(set(values_by_setting) - {reference}):
+            values = values_by_setting[setting]
             difference = statistics.fmean(values) - statistics.fmean(base)
+            in_clips = f", {difference * clips:+.1f} clips" if clips else ""
+            if min(len(values), len(base)) < 2:
+                parts.append(f"{setting} {difference:+.4f}{in_clips} (one run: no noise level)")
+                continue
             error = math.sqrt(
                 statistics.variance(values) / len(values) + statistics.variance(base) / len(base)
             )
-            verdict = "beyond noise" if abs(difference) > 2 * error else "within noise"
-            in_clips = f", {difference * clips:+.1f} clips" if clips else ""
+            if abs(difference) > 2 * error:
+                better = (difference > 0) == (test.mode == "max")
+                verdict = f"{'better' if better else 'worse'}, beyond noise"
+            else:
+                verdict = "within noise"
             parts.append(
-                f"{letter} {difference:+.4f}{in_clips} ({verdict}: 2 standard errors = {2 * error:.4f})"
+                f"{setting} {difference:+.4f}{in_clips} ({verdict}: 2 standard errors = {2 * error:.4f})"
             )
         scope = ", ".join(f"`{key}={value}`" for key, value in zip(groups, group, strict=True)) or "All runs"
+        pooled_over = " and ".join([", ".join(pooled_keys), "seed"] if pooled_keys else ["seed"])
         sentences.append(
-            f"{scope}: {title} over every n_mels and seed, setting A {statistics.fmean(base):.4f} "
-            f"({len(base)} runs); against A: " + "; ".join(parts) + "."
+            f"{scope}: {test.title} over every {pooled_over}, setting {reference} "
+            f"{statistics.fmean(base):.4f} ({len(base)} runs); against {reference} ({test.direction}): "
+            + "; ".join(parts)
+            + "."
         )
     return sentences
+
+
+def sweep_conclusions(table: SweepTable) -> list[str]:
+    """Every conclusion of the sweep, in report order: ranking, settings, scaling along each swept key."""
+    return [
+        *ranking_conclusions(table),
+        *settings_conclusions(table),
+        *(sentence for key in table.swept for sentence in scaling_conclusions(table, key)),
+    ]
+
+
+def conclusions_markdown(table: SweepTable) -> str:
+    """``conclusions.md``: the sweep's question (from its jobs' config), then :func:`sweep_conclusions`."""
+    question = table.question or "(The jobs' config has no top-level `question`.)"
+    sentences = [f"- {sentence}" for sentence in sweep_conclusions(table)]
+    return "\n".join(
+        [f"# {table.name}", "", question, "", "Conclusions, computed from the table:", "", *sentences, ""]
+    )
+
+
+def write_conclusions(table: SweepTable, output_dir: Path) -> Path:
+    """Write :func:`conclusions_markdown` to ``output_dir/conclusions.md`` atomically; returns its path."""
+    path = output_dir / CONCLUSIONS_MD
+    with atomic_write(path) as stream:
+        stream.write(conclusions_markdown(table))
+    return path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -35,8 +34,9 @@ def summed_confusion(prediction_files: list[Path]) -> tuple[list[str], torch.Ten
 
 def write_confusion_panels(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None) -> Path | None:
     """For a sweep over ``model`` whose runs wrote an error analysis: ``confusion_matrices.png`` with one
-    panel per model, its configuration with the best mean validation accuracy, test predictions summed
-    over its seeds. Returns the file, or ``None`` when the sweep has no such runs."""
+    panel per model, its configuration with the best mean of the table's best monitored value (in its
+    direction), test predictions summed over its seeds. Returns the file, or ``None`` when the sweep has no
+    such runs."""
     if MODEL_KEY not in table.swept:
         return None
     others = [key for key in table.swept if key != MODEL_KEY]
@@ -44,10 +44,8 @@ def write_confusion_panels(table: SweepTable, output_dir: Path, pdf: PdfPages | 
     class_names: list[str] = []
     for model in sorted({row[MODEL_KEY] for row in table.ok_rows}):
         rows = [row for row in table.ok_rows if row[MODEL_KEY] == model]
-        best = max(
-            rows,
-            key=lambda row: -math.inf if math.isnan(row["val_acc_best_mean"]) else row["val_acc_best_mean"],
-        )
+        selection = table.best_metric
+        best = min(rows, key=lambda row: selection.better_first(row[f"{selection.stem}_mean"]))
         config = tuple(best[key] for key in table.swept)
         files = [
             run.job_dir / ERROR_ANALYSIS_DIR / "predictions.csv"
@@ -59,7 +57,9 @@ def write_confusion_panels(table: SweepTable, output_dir: Path, pdf: PdfPages | 
             return None
         class_names, matrix = summed_confusion(files)
         setting = ", ".join(f"{key}={best[key]}" for key in others)
-        title = f"{model}" + (f" ({setting})" if setting else "") + f"\ntest acc {best['test_acc_mean']:.3f}"
+        test = table.test_metric
+        score = f"\n{test.header} {best[f'{test.stem}_mean']:.3f}"
+        title = f"{model}" + (f" ({setting})" if setting else "") + score
         panels.append((title, matrix))
     # PNG first, then the PDF page: drawing the page first would move the layout of the PNG.
     figure = plot_confusion_matrices(panels, class_names)

@@ -1,9 +1,10 @@
 """Plots of a sweep, drawn from its logged runs: TensorBoard curves and the aggregated table.
 
-For every numeric swept key (e.g. ``frontend.n_mels``): test accuracy, epoch training time, parameter
-count and MACs against it (mean ± std over seeds as error bars; one line per value of the other swept
-keys). For the whole sweep: the training loss per epoch, mean over seeds with a band from the lowest
-to the highest seed.
+For every numeric swept key (e.g. ``frontend.n_mels``): the test metric (titled by its name, e.g. test
+accuracy or test phone error rate), epoch training time, parameter count, MACs and the extra metrics against
+it (mean ± std over seeds as error bars; one line per value of the other swept keys, the keys a frontend
+setting stands for shown as that setting). For the whole sweep: the training loss per epoch, mean over
+seeds with a band from the lowest to the highest seed.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib
 
@@ -23,40 +24,21 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.reporting.sweep_table import (
-    TRAINABLE_MEL,
-    TRAINABLE_STFT,
-    JobRun,
-    SweepTable,
-    setting_letter,
-    sort_key,
-)
+from src.reporting.sweep_table import SETTING_COLUMN, TRAIN_LOSS, JobRun, SweepTable, sort_key
 from src.utils.run_files import atomic_write
 
-TRAIN_LOSS_TAG = "train/loss_epoch"
 # The loss plot shades each configuration's range across seeds only up to this many configurations.
 MAX_BANDS = 8
-ERROR_BARS = {
-    "test_acc": "error bars: ±1 std over seeds",
-    "epoch_time": "error bars: ±1 std over every epoch of every seed",
-}
+SEED_SPREAD = "error bars: ±1 std over seeds"
 
-# name in the file, y label, value of a table row (mean, std); std None draws no error bar.
-AXIS_PLOTS: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[float, float | None]]]] = {
-    "test_acc": ("test accuracy", lambda row: (row["test_acc_mean"], row["test_acc_std"])),
-    "epoch_time": (
-        "training time per epoch (s)",
-        lambda row: (row["epoch_time_s_mean"], row["epoch_time_s_std"]),
-    ),
-    "params": (
-        "parameters (frontend + backbone)",
-        lambda row: (row["frontend_params"] + row["backbone_params"], None),
-    ),
-    "macs": (
-        "MACs per clip (frontend + backbone)",
-        lambda row: (row["frontend_macs"] + row["backbone_macs"], None),
-    ),
-}
+
+class AxisPlot(NamedTuple):
+    """A y value plotted against each numeric swept key: its axis label, its (mean, std) in a table row
+    (std None draws no error bar) and what the error bars show."""
+
+    label: str
+    value_of: Callable[[dict[str, Any]], tuple[float, float | None]]
+    spread: str
 
 
 def train_loss_curve(job_dir: Path) -> list[float]:
@@ -66,8 +48,8 @@ def train_loss_curve(job_dir: Path) -> list[float]:
     for event_file in sorted(job_dir.glob("**/events.out.tfevents.*")):
         accumulator = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
         accumulator.Reload()
-        if TRAIN_LOSS_TAG in accumulator.Tags()["scalars"]:
-            by_step.update({event.step: event.value for event in accumulator.Scalars(TRAIN_LOSS_TAG)})
+        if TRAIN_LOSS in accumulator.Tags()["scalars"]:
+            by_step.update({event.step: event.value for event in accumulator.Scalars(TRAIN_LOSS)})
     return [by_step[step] for step in sorted(by_step)]
 
 
@@ -81,15 +63,13 @@ def is_numeric(values: Sequence[str]) -> bool:
     return all(sort_key(value)[0] == 0 for value in values)
 
 
-def series_label(row: dict[str, Any], keys: Sequence[str]) -> str:
-    """``model=linear, setting A`` for the values of ``keys`` in ``row``; the trainable frontend's two
-    flags become the study's setting letter."""
-    flags = (TRAINABLE_STFT, TRAINABLE_MEL)
-    parts = [f"{key}={row[key]}" for key in keys if key not in flags]
-    if all(flag in keys for flag in flags):
-        parts.append(f"setting {setting_letter(row)}")
-    else:
-        parts += [f"{key}={row[key]}" for key in keys if key in flags]
+def series_label(table: SweepTable, row: dict[str, Any], keys: Sequence[str]) -> str:
+    """``model=linear, setting A`` for the values of ``keys`` in ``row``; the keys that the table's frontend
+    setting stands for (:attr:`SweepTable.setting_keys`) become the row's setting."""
+    setting_keys = table.setting_keys
+    parts = [f"{key}={row[key]}" for key in keys if key not in setting_keys]
+    if any(key in setting_keys for key in keys):
+        parts.append(f"setting {row[SETTING_COLUMN]}")
     return ", ".join(parts) or "all runs"
 
 
@@ -112,26 +92,42 @@ def save(figure: Figure, path: Path, pdf: PdfPages | None = None) -> Path:
     return path
 
 
-def axis_plots(
-    table: SweepTable,
-) -> dict[str, tuple[str, Callable[[dict[str, Any]], tuple[float, float | None]]]]:
-    """``AXIS_PLOTS`` and one plot per extra metric of the table (e.g. how far filters moved)."""
+def axis_plots(table: SweepTable) -> dict[str, AxisPlot]:
+    """The plots against each numeric swept key, by the name their files start with: the test metric
+    (``test_acc``, ``test_per``, ...), ``epoch_time``, ``params``, ``macs`` and one per extra metric of the
+    table (e.g. ``mel_distance``, how far filters moved)."""
 
-    def extra(stem: str) -> Callable[[dict[str, Any]], tuple[float, float | None]]:
+    def stat(stem: str) -> Callable[[dict[str, Any]], tuple[float, float | None]]:
         return lambda row: (row[f"{stem}_mean"], row[f"{stem}_std"])
 
+    test = table.test_metric
     return {
-        **AXIS_PLOTS,
+        test.stem: AxisPlot(test.title, stat(test.stem), SEED_SPREAD),
+        "epoch_time": AxisPlot(
+            "training time per epoch (s)",
+            stat("epoch_time_s"),
+            "error bars: ±1 std over every epoch of every seed",
+        ),
+        "params": AxisPlot(
+            "parameters (frontend + backbone)",
+            lambda row: (row["frontend_params"] + row["backbone_params"], None),
+            "",
+        ),
+        "macs": AxisPlot(
+            f"MACs per {table.macs_per} (frontend + backbone)",
+            lambda row: (row["frontend_macs"] + row["backbone_macs"], None),
+            "",
+        ),
         **{
-            stem.removeprefix("frontend_"): (stem.replace("_", " "), extra(stem))
+            stem.removeprefix("frontend_"): AxisPlot(stem.replace("_", " "), stat(stem), SEED_SPREAD)
             for stem in table.extra_stems
         },
     }
 
 
 def plot_against_axis(table: SweepTable, key: str, name: str) -> Figure:
-    """``name``'s y value (``axis_plots``) against the swept ``key``, one line per other swept values."""
-    y_label, value_of = axis_plots(table)[name]
+    """``name``'s y value (:func:`axis_plots`) against the swept ``key``, one line per other swept values."""
+    y_label, value_of, spread = axis_plots(table)[name]
     others = [k for k in table.swept if k != key]
     values = sorted({row[key] for row in table.ok_rows}, key=sort_key)
     numeric = is_numeric(values)
@@ -140,7 +136,7 @@ def plot_against_axis(table: SweepTable, key: str, name: str) -> Figure:
     figure, axes = plt.subplots(figsize=(8.5, 4) if others else (6, 4))
     series: dict[str, list[dict[str, Any]]] = {}
     for row in table.ok_rows:
-        series.setdefault(series_label(row, others), []).append(row)
+        series.setdefault(series_label(table, row, others), []).append(row)
     for label, rows in sorted(series.items()):
         rows = sorted(rows, key=lambda row: sort_key(row[key]))
         x = [position[row[key]] for row in rows]
@@ -161,9 +157,7 @@ def plot_against_axis(table: SweepTable, key: str, name: str) -> Figure:
     if others:
         axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
     axes.set_title(f"{y_label} vs {key}")
-    annotate(
-        figure, table, ERROR_BARS.get(name, "" if name in AXIS_PLOTS else "error bars: ±1 std over seeds")
-    )
+    annotate(figure, table, spread)
     return figure
 
 
@@ -178,15 +172,15 @@ def plot_train_loss(table: SweepTable) -> Figure:
     figure, axes = plt.subplots(figsize=(6.5, 4))
     drawn = 0
     for config in sorted(runs_by_config, key=lambda values: [sort_key(v) for v in values]):
-        curves = [
-            curve for curve in (train_loss_curve(run.job_dir) for run in runs_by_config[config]) if curve
-        ]
+        runs = runs_by_config[config]
+        curves = [curve for curve in (train_loss_curve(run.job_dir) for run in runs) if curve]
         if not curves:
             continue
         epochs = min(len(curve) for curve in curves)
         losses = np.array([curve[:epochs] for curve in curves])
         x = np.arange(1, epochs + 1)
-        label = series_label(dict(zip(table.swept, config, strict=True)), table.swept)
+        row = {**dict(zip(table.swept, config, strict=True)), SETTING_COLUMN: runs[0].frontend_setting}
+        label = series_label(table, row, table.swept)
         (line,) = axes.plot(x, losses.mean(axis=0), marker=".", label=f"{label} ({len(curves)} seeds)")
         if len(runs_by_config) <= MAX_BANDS:
             axes.fill_between(x, losses.min(axis=0), losses.max(axis=0), color=line.get_color(), alpha=0.2)
@@ -195,11 +189,11 @@ def plot_train_loss(table: SweepTable) -> Figure:
         axes.set_yscale("log")
         axes.legend(fontsize=7 if drawn <= MAX_BANDS else 5, ncol=1 if drawn <= MAX_BANDS else 2)
     else:
-        message = f"no run logged {TRAIN_LOSS_TAG} to TensorBoard\n(fast_dev_run and logger=csv log none)"
+        message = f"no run logged {TRAIN_LOSS} to TensorBoard\n(fast_dev_run and logger=csv log none)"
         axes.text(0.5, 0.5, message, ha="center", va="center", transform=axes.transAxes)
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_xlabel("epoch")
-    axes.set_ylabel(f"training loss ({TRAIN_LOSS_TAG})")
+    axes.set_ylabel(f"training loss ({TRAIN_LOSS})")
     axes.set_title("training loss per epoch")
     axes.grid(alpha=0.3)
     bands = "band: min to max" if len(runs_by_config) <= MAX_BANDS else f"no bands for over {MAX_BANDS} lines"
@@ -209,17 +203,17 @@ def plot_train_loss(table: SweepTable) -> Figure:
 
 def write_plots(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None) -> list[Path]:
     """Every plot of the sweep as PNG in ``output_dir`` (and as vector pages of ``pdf`` when given), in
-    report order: test accuracy against each numeric swept key, the loss curves, then the other
-    ``axis_plots`` entries against each numeric key (those with a value in some row). None when no job
+    report order: the test metric against each numeric swept key, the loss curves, then the other
+    :func:`axis_plots` entries against each numeric key (those with a value in some row). None when no job
     succeeded."""
     if not table.ok_rows:
         return []
     # a categorical key (model=..., a flag) is a line of the numeric keys' plots, not an axis
     numeric = [key for key in table.swept if is_numeric([row[key] for row in table.ok_rows])]
+    plots = axis_plots(table)
 
     def against_axes(name: str) -> list[Path]:
-        value_of = axis_plots(table)[name][1]
-        if all(math.isnan(value_of(row)[0]) for row in table.ok_rows):  # e.g. accuracy of phone recognition
+        if all(math.isnan(plots[name].value_of(row)[0]) for row in table.ok_rows):  # a metric no job logged
             return []
         return [
             save(
@@ -230,9 +224,10 @@ def write_plots(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None
             for key in numeric
         ]
 
-    paths = against_axes("test_acc")
+    test_plot = table.test_metric.stem
+    paths = against_axes(test_plot)
     paths.append(save(plot_train_loss(table), output_dir / "train_loss.png", pdf))
-    for name in axis_plots(table):
-        if name != "test_acc":
+    for name in plots:
+        if name != test_plot:
             paths += against_axes(name)
     return paths

@@ -3,34 +3,46 @@
     python -m src.reporting.sweep_report                       # latest logs/<sweep>/multiruns/* of each sweep
     python -m src.reporting.sweep_report --sweep nmels_sweep=logs/nmels_sweep/multiruns/<time> ...
 
-Each sweep is re-aggregated into ``sweep_results/<sweep>/`` (table and plots), the log-mel vs
-torchaudio figure is redrawn on a test clip of the corpus the sweeps used, and the report gathers the
-setup, every table, every plot and the conclusions computed from the tables. Exits 1 when a sweep
-had failed jobs (after writing everything).
+Each sweep is re-aggregated into ``sweep_results/<sweep>/`` (table, conclusions and plots), the log-mel vs
+torchaudio figure is redrawn on the first test example of the first sweep's data (its jobs' ``data``
+config, instantiated), and the report gathers the setup, every table with its question (the jobs' config
+``question``), every plot and the conclusions computed from the tables. A sweep without job folders or
+without a successful job is left out with a warning. Exits 1 when a sweep had failed jobs (after writing
+everything).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
+import torch
+from hydra.utils import instantiate
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
 from src.reporting.aggregate_sweep import failure_message, write_sweep
 from src.reporting.logmel_comparison import plot_logmel_comparison
-from src.reporting.sweep_conclusions import accuracy_conclusions, scaling_conclusions, settings_conclusions
-from src.reporting.sweep_table import SweepTable, aggregate_sweep, table_caption, table_markdown
+from src.reporting.sweep_conclusions import sweep_conclusions
+from src.reporting.sweep_table import (
+    JobRun,
+    SweepTable,
+    aggregate_sweep,
+    sort_key,
+    table_caption,
+    table_markdown,
+)
 from src.utils.run_files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -43,18 +55,31 @@ DEFAULT_SWEEPS = (
     "rnn_vs_lstm",
     "augmentation",
     "timit_trainable_settings",
+    "frontend_lr_timit",
+    "frontend_lr_kws12",
 )
 COMPARISON_PNG = "logmel_vs_torchaudio.png"
 
 
 @dataclass(frozen=True)
 class SweepSection:
-    """One sweep of the report: its table, question, command and conclusions."""
+    """One sweep of the report: its table, the commands that ran it and its conclusions."""
 
     table: SweepTable
-    question: str
-    command: str
+    commands: list[str]
     conclusions: list[str]
+
+    @property
+    def question(self) -> str:
+        """The question in the config of the sweep's jobs."""
+        return self.table.question or f"(The jobs of {self.table.name} have no `question` in their config.)"
+
+
+class ComparisonFigure(NamedTuple):
+    """Whether the log-mel vs torchaudio figure was drawn, and what it shows (or why it was left out)."""
+
+    drawn: bool
+    note: str
 
 
 def latest_multirun(name: str, log_dir: Path) -> Path:
@@ -83,27 +108,32 @@ def default_sweeps(log_dir: Path) -> dict[str, list[Path]]:
     return sweeps
 
 
-def experiment_question(name: str) -> tuple[str, str]:
-    """The question and command stated in the header comment of ``conf/experiment/<name>.yaml``."""
-    path = REPO_ROOT / "conf" / "experiment" / f"{name}.yaml"
-    if not path.is_file():
-        return f"Sweep {name}.", f"python train.py -m task_name={name} ..."
-    comment = [line[1:].strip() for line in path.read_text().splitlines() if line.startswith("#")]
-    comment = [line for line in comment if line != "@package _global_"]
-    command = next(
-        (line for line in comment if line.startswith("python ")), f"python train.py -m experiment={name}"
-    )
-    question = (
-        " ".join(line for line in comment[: comment.index(command)] if line) if command in comment else ""
-    )
-    return question.rstrip(":"), command
+def sweep_command(sweep_dir: Path, table: SweepTable) -> str:
+    """The command that ran the multirun folder ``sweep_dir``: ``python train.py -m`` and the command-line
+    overrides in its ``multirun.yaml``; without that file, each override key of its jobs with their values,
+    comma-separated (the grid that reruns them)."""
+    multirun = sweep_dir / "multirun.yaml"
+    if multirun.is_file():
+        overrides = [str(override) for override in OmegaConf.load(multirun).hydra.overrides.task]
+    else:
+        runs = [run for run in table.runs if run.job_dir.parent == sweep_dir]
+        values: dict[str, set[str]] = {}
+        for run in runs:
+            for key, value in run.overrides.items():
+                values.setdefault(key, set()).add(value)
+        overrides = [f"{key}={','.join(sorted(values[key], key=sort_key))}" for key in sorted(values)]
+    return shlex.join(["python", "train.py", "-m", *overrides])
+
+
+def first_ok_run(table: SweepTable) -> JobRun:
+    """The first successful job of the sweep (the report leaves out sweeps without one)."""
+    return next(run for run in table.runs if run.status == "ok")
 
 
 def job_config(table: SweepTable) -> dict[str, Any]:
     """The experiment-defining groups of the sweep's first successful job, resolved (the ``paths`` group
     refers to Hydra's runtime, which only exists inside the job)."""
-    run = next(run for run in table.runs if run.status == "ok")
-    config = OmegaConf.load(run.job_dir / ".hydra" / "config.yaml")
+    config = first_ok_run(table).config
     groups = ("data", "frontend", "model", "optimizer", "scheduler")
     resolved = {
         group: OmegaConf.to_container(config[group], resolve=True) for group in groups if group in config
@@ -117,14 +147,19 @@ def class_name(target: str) -> str:
 
 
 def common_setup_lines(sections: Sequence[SweepSection]) -> list[str]:
-    """Seeds and hardware (from the first sweep's first job) and each sweep's time."""
-    run = next(run for run in sections[0].table.runs if run.status == "ok").summary or {}
+    """Seeds, checkpoint selection, hardware (from the first sweep's first successful job) and each
+    sweep's time."""
+    run = first_ok_run(sections[0].table).summary or {}
     hardware = run.get("hardware", {})
-    seeds = sorted({run.seed for section in sections for run in section.table.runs}, key=int)
+    seeds = sorted({run.seed for section in sections for run in section.table.runs}, key=sort_key)
+    selections: dict[str, list[str]] = {}
+    for section in sections:
+        best = section.table.best_metric
+        selections.setdefault(f"`{best.name}` ({best.direction})", []).append(section.table.name)
+    selection = "; ".join(f"{metric} in {', '.join(names)}" for metric, names in selections.items())
     lines = [
         f"**Seeds**: {', '.join(seeds)} for every configuration; tables give mean ± sample std over them. "
-        "Every job tests the checkpoint with the best validation metric (`val/acc`; `val/per` for phone "
-        "recognition).",
+        f"Every job tests the checkpoint of its epoch with the best validation metric: {selection}.",
         f"**Hardware**: {hardware.get('cpu', '?')}, {hardware.get('cpu_cores', '?')} cores, torch "
         f"{hardware.get('torch', '?')} with {hardware.get('torch_threads', '?')} threads, "
         f"{'GPU ' + hardware['gpu'] if hardware.get('gpu') else 'no GPU'}.",
@@ -143,7 +178,7 @@ def common_setup_lines(sections: Sequence[SweepSection]) -> list[str]:
 def data_line(table: SweepTable) -> str:
     """The data of a sweep's first successful job: corpus, labels, generated speakers, split sizes."""
     data = job_config(table)["data"]
-    run = next(run for run in table.runs if run.status == "ok").summary or {}
+    run = first_ok_run(table).summary or {}
     if "words" in data:
         labels = f"words {', '.join(data['words'])}"
         extra = [
@@ -190,29 +225,39 @@ def sweep_setup_lines(section: SweepSection) -> list[str]:
 def build_section(name: str, sweep_dirs: Sequence[Path]) -> SweepSection:
     """The table of one sweep and what the report says about it."""
     table = aggregate_sweep(name, sweep_dirs)
-    conclusions = [
-        *accuracy_conclusions(table),
-        *settings_conclusions(table),
-        *(sentence for key in table.swept for sentence in scaling_conclusions(table, key)),
-    ]
-    question, command = experiment_question(name)
-    return SweepSection(table, question, command, conclusions)
+    commands = list(dict.fromkeys(sweep_command(Path(sweep_dir), table) for sweep_dir in sweep_dirs))
+    return SweepSection(table, commands, sweep_conclusions(table))
 
 
-def comparison_clip(table: SweepTable) -> Path:
-    """The first ``yes`` clip of the test list of the corpus the sweep trained on."""
-    data = OmegaConf.load(
-        next(r for r in table.runs if r.status == "ok").job_dir / ".hydra" / "config.yaml"
-    ).data
-    corpus_dir = Path(data.root) / "SpeechCommands" / "speech_commands_v0.02"
-    clips = [
-        line for line in (corpus_dir / "testing_list.txt").read_text().split() if line.startswith("yes/")
-    ]
-    return corpus_dir / clips[0]
+def comparison_example(table: SweepTable) -> tuple[torch.Tensor, int, str]:
+    """The first test example of the data of the sweep's first successful job: its ``.hydra/config.yaml``
+    ``data`` node instantiated, prepared and set up for testing. Returns its ``(time,)`` waveform, the data's
+    sample rate and the example's file (relative to the corpus folder)."""
+    datamodule = instantiate(first_ok_run(table).config.data, _convert_="all")
+    datamodule.prepare_data()
+    datamodule.setup("test")
+    waveform = datamodule.test_dataloader().dataset[0][0]
+    return waveform, datamodule.sample_rate, datamodule.files("test")[0]
+
+
+def draw_comparison(table: SweepTable, path: Path) -> ComparisonFigure:
+    """Draw the log-mel vs torchaudio figure to ``path`` on :func:`comparison_example` of ``table``; when
+    that fails, a logged warning and a figure left out, with the reason."""
+    try:
+        waveform, sample_rate, name = comparison_example(table)
+        plot_logmel_comparison(waveform, sample_rate, path, title=name)
+    except Exception as error:  # whatever the data or its example raise, the report goes on without it
+        reason = f"no example from the data of {table.name}: {type(error).__name__}: {error}"
+        log.warning("Left the log-mel vs torchaudio figure out of the report: %s", reason)
+        return ComparisonFigure(False, f"Left out: {reason}.")
+    return ComparisonFigure(True, f"on `{name}`, the first test example of the data of {table.name}")
 
 
 def report_markdown(
-    sections: Sequence[SweepSection], plots: dict[str, list[Path]], output_dir: Path, clip: Path
+    sections: Sequence[SweepSection],
+    plots: dict[str, list[Path]],
+    output_dir: Path,
+    comparison: ComparisonFigure,
 ) -> str:
     """The whole report as Markdown, with links to each sweep's ``plots`` relative to ``output_dir``."""
     notes = sorted({note for section in sections for note in section.table.corpus_notes})
@@ -223,7 +268,7 @@ def report_markdown(
         "Regenerate everything below (tables, plots, this file and `REPORT.pdf`) from the logged runs:",
         "",
         "```bash",
-        *(section.command for section in sections),
+        *(command for section in sections for command in section.commands),
         "python -m src.reporting.sweep_report",
         "```",
         "",
@@ -239,17 +284,17 @@ def report_markdown(
         lines += [""] + [
             f"![{plot.stem}]({plot.relative_to(output_dir)})" for plot in plots[section.table.name]
         ]
-    lines += [
-        "",
-        "## Frontend check: `LogMelFilterBanks` vs torchaudio",
-        "",
-        f"Our log-mel beside `torch.log(torchaudio.transforms.MelSpectrogram(...) + 1e-6)` and their "
-        f"difference, on the generated test clip `{clip.parent.name}/{clip.name}`:",
-        "",
-        f"![logmel vs torchaudio]({COMPARISON_PNG})",
-        "",
-    ]
-    return "\n".join(lines)
+    lines += ["", "## Frontend check: `LogMelFilterBanks` vs torchaudio", ""]
+    if comparison.drawn:
+        lines += [
+            "Our log-mel beside `torch.log(torchaudio.transforms.MelSpectrogram(...) + 1e-6)` and their "
+            f"difference, {comparison.note}:",
+            "",
+            f"![logmel vs torchaudio]({COMPARISON_PNG})",
+        ]
+    else:
+        lines.append(comparison.note)
+    return "\n".join([*lines, ""])
 
 
 A4_LANDSCAPE = (11.69, 8.27)
@@ -314,10 +359,13 @@ def image_page(pdf: PdfPages, image: Path) -> None:
     plt.close(figure)
 
 
-def write_pdf(sections: Sequence[SweepSection], output_dir: Path, path: Path) -> dict[str, list[Path]]:
-    """The report's content as a PDF: setup, then per sweep its table, conclusions and plots. The
-    sweep's table and plots are written to ``output_dir/<sweep>/`` on the way (the plots as PNG there and
-    as vector pages here); returns each sweep's plot files."""
+def write_pdf(
+    sections: Sequence[SweepSection], output_dir: Path, path: Path, comparison: ComparisonFigure
+) -> dict[str, list[Path]]:
+    """The report's content as a PDF: setup, then per sweep its table, conclusions and plots, then the
+    log-mel figure when it was drawn. The sweep's table, conclusions and plots are written to
+    ``output_dir/<sweep>/`` on the way (the plots as PNG there and as vector pages here); returns each
+    sweep's plot files."""
     plots = {}
     with atomic_write(path, "wb") as stream, PdfPages(stream, metadata={"CreationDate": None}) as pdf:
         notes = sorted({note for section in sections for note in section.table.corpus_notes})
@@ -333,24 +381,46 @@ def write_pdf(sections: Sequence[SweepSection], output_dir: Path, path: Path) ->
             plt.close(figure)
             text_page(pdf, f"{section.table.name}: conclusions", section.conclusions)
             plots[section.table.name] = write_sweep(section.table, output_dir / section.table.name, pdf)
-        image_page(pdf, output_dir / COMPARISON_PNG)
+        if comparison.drawn:
+            image_page(pdf, output_dir / COMPARISON_PNG)
     return plots
+
+
+def build_sections(sweeps: dict[str, list[Path]], output_dir: Path) -> tuple[list[SweepSection], list[str]]:
+    """The sections of the sweeps that have a successful job, and the failure messages of every sweep
+    with job folders. A sweep without job folders is left out of the report (logged), and so is one
+    without a successful job, whose table of failures is written to ``output_dir/<sweep>/`` all the same."""
+    sections, messages = [], []
+    for name, dirs in sweeps.items():
+        try:
+            section = build_section(name, dirs)
+        except FileNotFoundError as error:
+            log.warning("Left out of the report: %s", error)
+            continue
+        messages.append(failure_message(section.table, output_dir / name))
+        if section.table.ok_rows:
+            sections.append(section)
+        else:
+            write_sweep(section.table, output_dir / name)
+            log.warning("Left out of the report: no job of %s succeeded", name)
+    return sections, [message for message in messages if message]
 
 
 def write_report(sweeps: dict[str, list[Path]], output_dir: Path) -> bool:
     """Aggregate every sweep, redraw the frontend figure, write REPORT.md and REPORT.pdf into
-    ``output_dir``. Returns whether every job of every sweep succeeded."""
-    sections = [build_section(name, dirs) for name, dirs in sweeps.items()]
-    clip = comparison_clip(sections[0].table)
-    plot_logmel_comparison(clip, output_dir / COMPARISON_PNG)
-    plots = write_pdf(sections, output_dir, output_dir / "REPORT.pdf")
+    ``output_dir``. Returns whether every job of every sweep succeeded; raises ``FileNotFoundError`` when
+    no sweep has a successful job."""
+    sections, messages = build_sections(sweeps, output_dir)
+    if not sections:
+        raise FileNotFoundError(f"None of the sweeps {', '.join(sweeps)} has a successful job")
+    comparison = draw_comparison(sections[0].table, output_dir / COMPARISON_PNG)
+    plots = write_pdf(sections, output_dir, output_dir / "REPORT.pdf", comparison)
     with atomic_write(output_dir / "REPORT.md") as stream:
-        stream.write(report_markdown(sections, plots, output_dir, clip))
+        stream.write(report_markdown(sections, plots, output_dir, comparison))
     log.info("Wrote %s and %s", output_dir / "REPORT.md", output_dir / "REPORT.pdf")
-    messages = [failure_message(section.table, output_dir / section.table.name) for section in sections]
-    for message in filter(None, messages):
+    for message in messages:
         log.error("%s", message)
-    return not any(messages)
+    return not messages
 
 
 def main(argv: Sequence[str] | None = None) -> int:

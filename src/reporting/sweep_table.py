@@ -1,9 +1,15 @@
 """Read the job folders of a Hydra multirun and aggregate them into one table per sweep.
 
-A sweep folder holds one folder per job with ``.hydra/overrides.yaml`` (written by Hydra when the job
-starts) and ``metrics.json`` (written atomically by ``src.training.train`` when it ends, also on
-failure). A configuration is a job's overrides without ``seed``; its seeds are aggregated into one
-row (mean ± sample std). A failed or unfinished job is a row of its own with its error.
+A sweep folder holds one folder per job with ``.hydra/overrides.yaml`` and ``.hydra/config.yaml``
+(written by Hydra when the job starts) and ``metrics.json`` (written atomically by ``src.training.train``
+when it ends, also on failure). A configuration is a job's overrides without ``seed``; its seeds are
+aggregated into one row (mean ± sample std). A failed or unfinished job is a row of its own with its error.
+
+What a table scores comes from the jobs' ``metrics.json``, never from the task's name: ``test_metric``
+and ``test_metric_mode`` (``max`` when higher is better, ``min`` when lower is), ``monitor`` and
+``monitor_mode`` (the validation metric that picked the checkpoint) and ``best_metric`` (its best value over
+epochs). A ``metrics.json`` written before these keys existed came from a classifier: ``test/acc`` and
+``val/acc``, both ``max``.
 """
 
 from __future__ import annotations
@@ -13,40 +19,103 @@ import io
 import json
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from src.utils.run_files import atomic_write
 
 SEED_KEY = "seed"
-# The trainable frontend's settings, as the study names them: (trainable_stft, trainable_mel) -> letter.
-TRAINABLE_STFT, TRAINABLE_MEL = "frontend.trainable_stft", "frontend.trainable_mel"
-FRONTEND_SETTINGS = {
-    ("false", "false"): "A",
-    ("false", "true"): "B",
-    ("true", "false"): "C",
-    ("true", "true"): "D",
-}
-# Metrics of metrics.json under these prefixes (e.g. test/macro_f1 of the classification tasks, the phone
-# error rates of phone recognition, or frontend/mel_distance, how far trainable filters moved) get mean
-# and std columns too when runs have them, named with "/" as "_" (frontend_mel_distance_mean).
-EXTRA_METRIC_PREFIXES = ("test/macro_f1", "test/per", "val/per_best", "frontend/")
-# Aggregated over the seeds of a configuration into <stem>_mean and <stem>_std columns.
-MEAN_STD_COLUMNS = ("test_acc", "val_acc_best", "train_loss_final", "epoch_time_s")
+# (name, mode) read from a metrics.json that predates the test_metric_mode, monitor and monitor_mode keys.
+OLD_TEST_METRIC = ("test/acc", "max")
+OLD_MONITOR = ("val/acc", "max")
+MODES = ("max", "min")
+TRAIN_LOSS = "train/loss_epoch"
+# Other metrics of metrics.json under these prefixes (e.g. test/macro_f1, or frontend/mel_distance, how far
+# trainable filters moved) get mean and std columns too when runs have them, named with "/" as "_"
+# (frontend_mel_distance_mean); the test loss does not (the loss column is the final training loss).
+EXTRA_METRIC_PREFIXES = ("test/", "frontend/")
+NOT_EXTRA = ("test/loss",)
+# Aggregated over the seeds of a configuration into <stem>_mean and <stem>_std columns, after the test metric
+# and the best monitored value.
+LOSS_AND_TIME_COLUMNS = ("train_loss_final", "epoch_time_s")
 COMPLEXITY_COLUMNS = ("frontend_params", "backbone_params", "frontend_macs", "backbone_macs")
+SETTING_COLUMN = "frontend_setting"
+# The config group a frontend setting describes: only its keys can be what the setting stands for.
+FRONTEND_GROUP = "frontend"
+
+
+class MetricTitle(NamedTuple):
+    """How conclusions and plots name a metric, and whether it is a share of a split's examples (so that
+    one example, 1 / split size, is the smallest difference it can show)."""
+
+    title: str
+    share_of_examples: bool
+
+
+# Metrics the tasks log; any other metric is titled by its name.
+METRIC_TITLES = {
+    "test/acc": MetricTitle("test accuracy", True),
+    "val/acc": MetricTitle("validation accuracy", True),
+    "test/per": MetricTitle("test phone error rate", False),
+    "val/per": MetricTitle("validation phone error rate", False),
+}
+
+
+@dataclass(frozen=True)
+class Metric:
+    """A metric of ``metrics.json``'s ``metrics``, which way is better (``mode``), and how it is named:
+    ``header`` in ``results.md`` (``test acc``), ``title`` in conclusions and plots (``test accuracy``)."""
+
+    name: str
+    mode: str
+    title: str
+    header: str
+    share_of_examples: bool
+
+    @classmethod
+    def named(cls, name: str, mode: str) -> Metric:
+        """The metric ``name`` (e.g. ``test/per``) with ``mode`` ``max`` or ``min``."""
+        if mode not in MODES:
+            raise ValueError(f"the mode of {name} is {mode!r}; expected one of {', '.join(MODES)}")
+        known = METRIC_TITLES.get(name, MetricTitle(name, False))
+        return cls(name, mode, known.title, name.replace("/", " "), known.share_of_examples)
+
+    @classmethod
+    def best_of(cls, monitor: Metric, name: str) -> Metric:
+        """``name`` (e.g. ``val/acc_best``), the best value of ``monitor`` over epochs."""
+        return cls(
+            name, monitor.mode, f"best {monitor.title}", f"best {monitor.header}", monitor.share_of_examples
+        )
+
+    @property
+    def stem(self) -> str:
+        """Its columns' stem: ``val/acc_best`` -> ``val_acc_best`` (``val_acc_best_mean``, ...)."""
+        return self.name.replace("/", "_")
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.mode == "max" else "lower is better"
+
+    def better_first(self, value: float) -> float:
+        """A sort key that puts better values first (nan last)."""
+        if math.isnan(value):
+            return math.inf
+        return -value if self.mode == "max" else value
 
 
 @dataclass(frozen=True)
 class JobRun:
-    """One job of a sweep: its folder, its overrides (``key -> value`` as typed) and its summary."""
+    """One job of a sweep: its folder, its overrides (``key -> value`` as typed), its composed config
+    (``.hydra/config.yaml``, unresolved) and its summary (``metrics.json``; None when it has none)."""
 
     job_dir: Path
     overrides: dict[str, str]
+    config: DictConfig
     summary: dict[str, Any] | None
 
     @property
@@ -73,32 +142,61 @@ class JobRun:
     def epoch_times(self) -> list[float]:
         return [float(t) for t in (self.summary or {}).get("epoch_times_s", [])]
 
-    def extra_metrics(self) -> list[str]:
-        """Names of this run's metrics under ``EXTRA_METRIC_PREFIXES``."""
+    def _metric(self, name_key: str, mode_key: str, old: tuple[str, str]) -> Metric:
+        summary = self.summary or {}
+        try:
+            return Metric.named(summary.get(name_key, old[0]), summary.get(mode_key, old[1]))
+        except ValueError as error:
+            raise ValueError(f"{self.job_dir / 'metrics.json'}: {mode_key}: {error}") from None
+
+    @property
+    def test_metric(self) -> Metric:
+        """``metrics.json``'s ``test_metric`` and ``test_metric_mode`` (``test/acc``, ``max`` if absent)."""
+        return self._metric("test_metric", "test_metric_mode", OLD_TEST_METRIC)
+
+    @property
+    def best_metric(self) -> Metric:
+        """``metrics.json``'s ``best_metric`` (``<monitor>_best`` if absent), in the direction of its
+        ``monitor`` and ``monitor_mode`` (``val/acc``, ``max`` if absent)."""
+        monitor = self._metric("monitor", "monitor_mode", OLD_MONITOR)
+        return Metric.best_of(monitor, (self.summary or {}).get("best_metric", f"{monitor.name}_best"))
+
+    @property
+    def frontend_setting(self) -> str:
+        """``metrics.json``'s ``frontend_setting`` (e.g. ``A``-``D`` of the trainable log-mel frontend);
+        empty when the frontend has none or the job wrote no such key."""
+        return str((self.summary or {}).get("frontend_setting") or "")
+
+    @property
+    def question(self) -> str | None:
+        """The top-level ``question`` of the job's config: what its sweep asks (None if it has none)."""
+        question = OmegaConf.select(self.config, "question")
+        return None if question is None else str(question)
+
+    def extra_metrics(self, test_metric: str) -> list[str]:
+        """Names of this run's metrics under ``EXTRA_METRIC_PREFIXES``, but ``test_metric`` and
+        ``NOT_EXTRA``."""
         return [
-            name for name in (self.summary or {}).get("metrics", {}) if name.startswith(EXTRA_METRIC_PREFIXES)
+            name
+            for name in (self.summary or {}).get("metrics", {})
+            if name.startswith(EXTRA_METRIC_PREFIXES) and name not in (test_metric, *NOT_EXTRA)
         ]
 
-    def value(self, stem: str) -> float:
-        """A per-run scalar of a ``MEAN_STD_COLUMNS``, ``COMPLEXITY_COLUMNS`` or extra metric column
-        (nan if absent)."""
-        summary = self.summary or {}
-        metrics = summary.get("metrics", {})
-        complexity = summary.get("complexity", {})
-        sources = {
-            "test_acc": metrics.get("test/acc"),
-            "val_acc_best": metrics.get("val/acc_best"),
-            "train_loss_final": metrics.get("train/loss_epoch"),
-            **{stem: complexity.get(f"complexity/{stem}") for stem in COMPLEXITY_COLUMNS},
-            **{name.replace("/", "_"): metrics[name] for name in self.extra_metrics()},
-        }
-        value = sources.get(stem)
+    def metric(self, name: str) -> float:
+        """``metrics.json``'s ``metrics[name]`` (nan if absent)."""
+        value = (self.summary or {}).get("metrics", {}).get(name)
+        return math.nan if value is None else float(value)
+
+    def complexity(self, column: str) -> float:
+        """A ``COMPLEXITY_COLUMNS`` count from ``metrics.json``'s ``complexity`` (nan if absent)."""
+        value = (self.summary or {}).get("complexity", {}).get(f"complexity/{column}")
         return math.nan if value is None else float(value)
 
 
 @dataclass(frozen=True)
 class SweepTable:
-    """The aggregated table of one sweep: ``swept`` keys first, then the fixed columns."""
+    """The aggregated table of one sweep: ``swept`` keys first, then the fixed columns. ``test_metric``
+    and ``best_metric`` are what its successful jobs were scored and selected by."""
 
     name: str
     sweep_dirs: tuple[Path, ...]
@@ -106,13 +204,35 @@ class SweepTable:
     fixed_overrides: dict[str, str]
     rows: list[dict[str, Any]]
     runs: list[JobRun]
+    test_metric: Metric
+    best_metric: Metric
     extra_stems: tuple[str, ...] = ()
 
     @property
+    def mean_std_stems(self) -> tuple[str, ...]:
+        """Stems of the ``<stem>_mean`` and ``<stem>_std`` columns, in column order."""
+        return (self.test_metric.stem, self.best_metric.stem, *LOSS_AND_TIME_COLUMNS, *self.extra_stems)
+
+    @property
+    def has_settings(self) -> bool:
+        """Whether some job named its frontend setting (then the table has a ``frontend_setting`` column)."""
+        return any(run.frontend_setting for run in self.runs)
+
+    @property
     def columns(self) -> list[str]:
-        stems = (*MEAN_STD_COLUMNS, *self.extra_stems)
-        stats = [f"{stem}_{kind}" for stem in stems for kind in ("mean", "std")]
-        return [*self.swept, "seeds", "runs", "epochs", *stats, *COMPLEXITY_COLUMNS, "status", "error"]
+        stats = [f"{stem}_{kind}" for stem in self.mean_std_stems for kind in ("mean", "std")]
+        setting = [SETTING_COLUMN] if self.has_settings else []
+        return [
+            *self.swept,
+            *setting,
+            "seeds",
+            "runs",
+            "epochs",
+            *stats,
+            *COMPLEXITY_COLUMNS,
+            "status",
+            "error",
+        ]
 
     @property
     def failed_rows(self) -> list[dict[str, Any]]:
@@ -123,9 +243,34 @@ class SweepTable:
         return [row for row in self.rows if row["status"] == "ok"]
 
     @property
-    def is_phone_recognition(self) -> bool:
-        """Scored by phone error rate (utterances of any length) rather than clip accuracy."""
-        return "test_per" in self.extra_stems
+    def setting_keys(self) -> tuple[str, ...]:
+        """The swept keys that the frontend setting stands for: the frontend's keys (``frontend`` and
+        ``frontend.*``) that are constant within each setting, e.g. the two trainable flags of settings
+        A-D. Empty unless the successful rows have two settings or more."""
+        by_setting: dict[str, list[dict[str, Any]]] = {}
+        for row in self.ok_rows:
+            if row[SETTING_COLUMN]:
+                by_setting.setdefault(row[SETTING_COLUMN], []).append(row)
+        if len(by_setting) < 2:
+            return ()
+        return tuple(
+            key
+            for key in self.swept
+            if key.split(".", 1)[0] == FRONTEND_GROUP
+            and all(len({row[key] for row in rows}) == 1 for rows in by_setting.values())
+        )
+
+    @property
+    def question(self) -> str | None:
+        """The question of the sweep: the first ``question`` in its jobs' configs (None if none has one)."""
+        return next((run.question for run in self.runs if run.question is not None), None)
+
+    @property
+    def macs_per(self) -> str:
+        """What the MAC counts are per: ``clip`` for data of fixed-length clips (a ``data.clip_seconds`` in
+        the first job's config), else ``second of audio`` (``src.training`` counts utterances so)."""
+        clip_seconds = OmegaConf.select(self.runs[0].config, "data.clip_seconds")
+        return "clip" if clip_seconds is not None else "second of audio"
 
     @property
     def corpus_notes(self) -> list[str]:
@@ -143,11 +288,6 @@ class SweepTable:
         return any(run.summary and run.summary.get("fast_dev_run") for run in self.runs)
 
 
-def setting_letter(values: dict[str, str]) -> str:
-    """The study's setting (A-D) of overrides or a table row holding both trainable-frontend flags."""
-    return FRONTEND_SETTINGS[(values[TRAINABLE_STFT].lower(), values[TRAINABLE_MEL].lower())]
-
-
 def parse_overrides(lines: Sequence[str]) -> dict[str, str]:
     """``["frontend.n_mels=40", "+trainer.x=1"]`` -> ``{"frontend.n_mels": "40", "trainer.x": "1"}``."""
     parsed = OverridesParser.create().parse_overrides(list(lines))
@@ -157,11 +297,12 @@ def parse_overrides(lines: Sequence[str]) -> dict[str, str]:
 
 
 def read_job(job_dir: Path) -> JobRun:
-    """The overrides and ``metrics.json`` of one job folder."""
+    """The ``.hydra/overrides.yaml``, ``.hydra/config.yaml`` and ``metrics.json`` of one job folder."""
     overrides = OmegaConf.to_container(OmegaConf.load(job_dir / ".hydra" / "overrides.yaml"))
+    config = OmegaConf.load(job_dir / ".hydra" / "config.yaml")
     metrics_file = job_dir / "metrics.json"
     summary = json.loads(metrics_file.read_text()) if metrics_file.is_file() else None
-    return JobRun(job_dir=job_dir, overrides=parse_overrides(overrides), summary=summary)
+    return JobRun(job_dir=job_dir, overrides=parse_overrides(overrides), config=config, summary=summary)
 
 
 def find_jobs(sweep_dir: Path) -> list[Path]:
@@ -206,15 +347,37 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
+def scoring(runs: Sequence[JobRun]) -> tuple[Metric, Metric]:
+    """The test metric and best monitored metric of the successful ``runs`` (of all runs when none
+    succeeded); a ``ValueError`` when they differ, since one column cannot average two metrics."""
+    scored = [run for run in runs if run.status == "ok"] or list(runs)
+    found = {(run.test_metric, run.best_metric): run for run in scored}
+    if len(found) > 1:
+        pairs = "; ".join(
+            f"{test.name} ({test.mode}) and {best.name} ({best.mode}) in {run.job_dir}"
+            for (test, best), run in found.items()
+        )
+        raise ValueError(f"The jobs of one sweep are scored by different metrics: {pairs}")
+    return next(iter(found))
+
+
 def aggregate_runs(name: str, sweep_dirs: Sequence[Path], runs: Sequence[JobRun]) -> SweepTable:
     """One row per configuration over its successful seeds, then one row per failed or missing job.
 
-    Accuracy, loss and epoch time are ``mean``/``std`` over seeds; the epoch time pools every epoch of
-    every seed (``epochs`` of them). Parameter and MAC counts come from the configuration's first run
-    (they do not depend on the seed).
+    The test metric, the best monitored value, the final training loss, epoch time and extra metrics are
+    ``mean``/``std`` over seeds; the epoch time pools every epoch of every seed (``epochs`` of them).
+    Parameter and MAC counts and the frontend setting come from the configuration's first run (they do not
+    depend on the seed).
     """
     swept, fixed = swept_keys(runs)
-    extra_stems = tuple(sorted({name.replace("/", "_") for run in runs for name in run.extra_metrics()}))
+    test_metric, best_metric = scoring(runs)
+    extra_names = sorted({name for run in runs for name in run.extra_metrics(test_metric.name)})
+    metric_names = {
+        test_metric.stem: test_metric.name,
+        best_metric.stem: best_metric.name,
+        "train_loss_final": TRAIN_LOSS,
+        **{name.replace("/", "_"): name for name in extra_names},
+    }
     by_config: dict[tuple[str, ...], list[JobRun]] = {}
     for run in runs:
         by_config.setdefault(run.configuration(swept), []).append(run)
@@ -225,21 +388,21 @@ def aggregate_runs(name: str, sweep_dirs: Sequence[Path], runs: Sequence[JobRun]
         ok = [run for run in config_runs if run.status == "ok"]
         if ok:
             row: dict[str, Any] = dict(zip(swept, config, strict=True))
+            row[SETTING_COLUMN] = ok[0].frontend_setting
             row["seeds"] = " ".join(run.seed for run in ok)
             row["runs"] = len(ok)
             row["epochs"] = sum(len(run.epoch_times()) for run in ok)
-            for stem in (*MEAN_STD_COLUMNS, *extra_stems):
-                if stem == "epoch_time_s":
-                    values = [t for run in ok for t in run.epoch_times()]
-                else:
-                    values = [run.value(stem) for run in ok]
-                row[f"{stem}_mean"], row[f"{stem}_std"] = mean_std(values)
-            row.update({stem: ok[0].value(stem) for stem in COMPLEXITY_COLUMNS})
+            for stem, metric in metric_names.items():
+                row[f"{stem}_mean"], row[f"{stem}_std"] = mean_std([run.metric(metric) for run in ok])
+            times = [t for run in ok for t in run.epoch_times()]
+            row["epoch_time_s_mean"], row["epoch_time_s_std"] = mean_std(times)
+            row.update({column: ok[0].complexity(column) for column in COMPLEXITY_COLUMNS})
             row.update(status="ok", error="")
             rows.append(row)
         for run in config_runs:
             if run.status != "ok":
                 failed: dict[str, Any] = dict(zip(swept, config, strict=True))
+                failed[SETTING_COLUMN] = run.frontend_setting
                 failed.update(seeds=run.seed, runs=1, status=run.status, error=run.error)
                 rows.append(failed)
     return SweepTable(
@@ -249,7 +412,9 @@ def aggregate_runs(name: str, sweep_dirs: Sequence[Path], runs: Sequence[JobRun]
         fixed_overrides=fixed,
         rows=rows,
         runs=list(runs),
-        extra_stems=extra_stems,
+        test_metric=test_metric,
+        best_metric=best_metric,
+        extra_stems=tuple(name.replace("/", "_") for name in extra_names),
     )
 
 
@@ -289,38 +454,45 @@ def count(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"{int(value):,}"
 
 
-MARKDOWN_COLUMNS = (
-    ("test acc", lambda r: plus_minus(r.get("test_acc_mean"), r.get("test_acc_std"), 3)),
-    ("best val acc", lambda r: plus_minus(r.get("val_acc_best_mean"), r.get("val_acc_best_std"), 3)),
-    (
-        "final train loss",
-        lambda r: plus_minus(r.get("train_loss_final_mean"), r.get("train_loss_final_std"), 4),
-    ),
-    ("epoch time (s)", lambda r: plus_minus(r.get("epoch_time_s_mean"), r.get("epoch_time_s_std"), 2)),
-    (
-        "params (frontend + backbone)",
-        lambda r: (
-            f"{count(r.get('frontend_params'))} + {count(r.get('backbone_params'))}"
-            if r["status"] == "ok"
-            else ""
+def markdown_columns(table: SweepTable) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
+    """(header, cell of a row) of the fixed columns of ``results.md``: the test metric, the best monitored
+    value, loss, epoch time and the complexity counts."""
+
+    def stat(stem: str, digits: int) -> Callable[[dict[str, Any]], str]:
+        return lambda row: plus_minus(row.get(f"{stem}_mean"), row.get(f"{stem}_std"), digits)
+
+    return [
+        (table.test_metric.header, stat(table.test_metric.stem, 3)),
+        (table.best_metric.header, stat(table.best_metric.stem, 3)),
+        ("final train loss", stat("train_loss_final", 4)),
+        ("epoch time (s)", stat("epoch_time_s", 2)),
+        (
+            "params (frontend + backbone)",
+            lambda row: (
+                f"{count(row.get('frontend_params'))} + {count(row.get('backbone_params'))}"
+                if row["status"] == "ok"
+                else ""
+            ),
         ),
-    ),
-    ("MACs frontend", lambda r: count(r.get("frontend_macs"))),
-    ("MACs backbone", lambda r: count(r.get("backbone_macs"))),
-)
+        ("MACs frontend", lambda row: count(row.get("frontend_macs"))),
+        ("MACs backbone", lambda row: count(row.get("backbone_macs"))),
+    ]
 
 
 def table_markdown(table: SweepTable) -> str:
     """The table as Markdown, with what it was measured on; ``mean ± std`` over seeds. A column of
-    ``MARKDOWN_COLUMNS`` that is empty in every row (accuracy in a phone recognition sweep) is left out."""
-    columns = [(title, render) for title, render in MARKDOWN_COLUMNS if any(map(render, table.rows))]
+    :func:`markdown_columns` that is empty in every row (e.g. the test metric when every job failed) is left
+    out; the frontend setting is a column when jobs named one."""
+    columns = [(title, render) for title, render in markdown_columns(table) if any(map(render, table.rows))]
     extras = [stem.removeprefix("frontend_").replace("_", " ") for stem in table.extra_stems]
-    header = [*table.swept, "seeds", *(title for title, _ in columns), *extras, "status"]
+    setting = ["setting"] if table.has_settings else []
+    header = [*table.swept, *setting, "seeds", *(title for title, _ in columns), *extras, "status"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in table.rows:
         status = row["status"] if row["status"] == "ok" else f"**{row['status']}**: {row['error']}"
         cells = [
             *(str(row[key]) for key in table.swept),
+            *([row[SETTING_COLUMN]] if table.has_settings else []),
             row["seeds"],
             *(render(row) for _, render in columns),
             *(plus_minus(row.get(f"{stem}_mean"), row.get(f"{stem}_std"), 4) for stem in table.extra_stems),
@@ -334,11 +506,13 @@ def table_caption(table: SweepTable) -> str:
     """What the table's numbers are and what they were measured on."""
     fixed = ", ".join(f"`{k}={v}`" for k, v in table.fixed_overrides.items()) or "none"
     folders = ", ".join(f"`{d.name}`" for d in table.sweep_dirs)
+    test, best = table.test_metric, table.best_metric
     parts = [
         f"Sweep `{table.name}`: {len(table.runs)} jobs from {folders}; overrides of all jobs: {fixed}.",
+        f"Scored by `{test.name}` ({test.direction}) on the checkpoint with the best validation metric, "
+        f"whose best value over epochs is `{best.name}` ({best.direction}).",
         "Metrics and loss: mean ± sample std over seeds; epoch time: mean ± std over every epoch of "
-        "every seed (training only, validation excluded); MACs per forward pass of "
-        + ("one second of audio." if table.is_phone_recognition else "one clip."),
+        f"every seed (training only, validation excluded); MACs per forward pass of one {table.macs_per}.",
     ]
     parts += [f"**Measured on the {note}.**" for note in table.corpus_notes]
     if table.fast_dev_run:

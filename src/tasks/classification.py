@@ -1,134 +1,94 @@
-"""Clip classification: a frontend and a backbone trained with cross-entropy."""
+"""Clip classification (``task=classification``): keyword spotting with cross-entropy."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping, Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import torch
-from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
 from torch import nn
 from torchmetrics import MetricCollection
 from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
-from src.frontends.spec_augment import SpecAugment
-from src.frontends.standardization import FeatureStandardizer
-from src.tasks.frontend_task import FrontendBackboneTask
+from src.reporting.test_analysis import analyse_test_predictions
+from src.tasks.base import FrontendEncoderTask
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
+"""``(waveforms (batch, time) float, lengths (batch,) int64, labels (batch,) int64)``."""
 
 
-class ClassificationTask(FrontendBackboneTask):
-    """Waveform -> frontend -> (standardisation) -> (SpecAugment, training only) -> backbone -> class
-    logits, optimised with cross-entropy.
+class ClassificationTask(FrontendEncoderTask):
+    """Waveform -> frontend -> encoder -> clip head -> class logits, optimised with cross-entropy.
 
-    Both parts are built here from their configs, so a checkpoint rebuilds itself from its saved
-    hyperparameters alone: the backbone is created with ``in_features=frontend.out_features`` and
-    ``num_classes=len(class_names)``, and a backbone config with ``num_frames: null`` (a model over a
-    fixed number of frames, e.g. ``linear``) gets ``frontend.num_frames(clip_samples)``. The frontend
-    runs inside the model, on the training device; a frontend with a ``constrain_()`` method (e.g. to
-    keep trainable mel filters non-negative) has it called after every optimiser step.
-
-    Batches are ``(waveforms (batch, time), lengths (batch,), labels (batch,))``. The true lengths become
-    frame counts (``frontend.num_frames``) that a backbone whose ``forward`` takes ``lengths`` (the
-    recurrent ones) uses to ignore padding; other backbones see the padded clip.
+    The head (``task.head``, by default :class:`src.tasks.heads.ClipClassifierHead`: pooling over the real
+    frames, dropout, linear) is built with ``num_classes=len(label_names)``. Everything else is
+    :class:`src.tasks.base.FrontendEncoderTask`'s.
 
     Args:
-        frontend: config (with ``_target_``) of a module ``(batch, time) -> (batch, features, frames)``
-            that has an ``out_features`` attribute.
-        backbone: config of a module ``(batch, features, frames) -> (batch, num_classes)``.
-        class_names: class labels in index order.
-        clip_samples: samples per clip (the data's fixed clip length), for backbones that need the
-            number of frames.
-        optimizer: partial config of a ``torch.optim`` optimizer (``_partial_: true``).
-        scheduler: optional partial config of a ``torch.optim.lr_scheduler`` stepped every epoch.
-        standardize_features: standardise each feature with the mean and std of the training split's
-            features, measured once when fitting starts (with the frontend as initialised) and stored in
-            the checkpoint.
-        spec_augment: settings of :class:`~src.frontends.spec_augment.SpecAugment` (other keys, e.g. the
-            waveform augmentations', are ignored), applied to training features only; ``None``: none.
+        frontend, encoder, optimizer, scheduler, monitor, mode, standardize_features, spec_augment,
+            example_samples: as :class:`~src.tasks.base.FrontendEncoderTask`.
+        head: partial config of the clip head.
+        label_names: class labels in index order (the data module's ``label_names``).
 
-    Logged: ``train/loss`` (step and epoch), ``train/acc``, ``{val,test}/{loss,acc,macro_f1}``. During
-    :meth:`test_step` the softmax outputs are kept in :attr:`test_probabilities` (dataloader order).
+    Logged: ``train/loss`` (step and epoch), ``train/acc``, ``{val,test}/{loss,acc,macro_f1}``; ``acc``
+    is the share of clips classified correctly. During :meth:`test_step` the softmax outputs are kept in
+    :attr:`test_probabilities` (dataloader order).
     """
 
-    monitor = "val/acc"
-    test_metric = "test/acc"
+    METRIC_MODES: ClassVar[dict[str, str]] = {"acc": "max", "macro_f1": "max", "loss": "min"}
+    TEST_METRIC: ClassVar[str] = "acc"
 
     def __init__(
         self,
         frontend: Mapping[str, Any],
-        backbone: Mapping[str, Any],
-        class_names: Sequence[str],
-        clip_samples: int,
+        encoder: Mapping[str, Any],
+        head: Mapping[str, Any],
+        label_names: Sequence[str],
+        example_samples: int,
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any] | None = None,
+        monitor: str = "val/acc",
+        mode: str = "max",
         standardize_features: bool = False,
         spec_augment: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(
+            frontend,
+            encoder,
+            optimizer,
+            scheduler,
+            monitor,
+            mode,
+            standardize_features,
+            spec_augment,
+            example_samples,
+        )
+        if not label_names:
+            raise ValueError("label_names must list the classes (the data module's label_names), got none")
         self.save_hyperparameters(logger=False)
-        self.class_names = list(class_names)
-        self.frontend = instantiate(frontend)
-        sizes = {"in_features": self.frontend.out_features, "num_classes": len(self.class_names)}
-        if "num_frames" in backbone and backbone["num_frames"] is None:
-            sizes["num_frames"] = self.frontend.num_frames(clip_samples)
-        self.backbone = instantiate(backbone, **sizes)
-        self.backbone_takes_lengths = "lengths" in inspect.signature(self.backbone.forward).parameters
-        self.standardizer = FeatureStandardizer(self.frontend.out_features) if standardize_features else None
-        self.spec_augment = SpecAugment.from_config(spec_augment or {})
-        self.criterion = nn.CrossEntropyLoss()
+        self.class_names = list(label_names)
         num_classes = len(self.class_names)
+        self.head = self.build_head(head, num_classes=num_classes)
+        self.criterion = nn.CrossEntropyLoss()
         # The share of clips classified correctly (torchmetrics' default average is "macro", the mean of
         # the per-class recalls, which is not accuracy on unbalanced splits such as kws12's).
         accuracy = MulticlassAccuracy(num_classes, average="micro")
         self.train_metrics = MetricCollection({"acc": accuracy.clone()}, prefix="train/")
         metrics = MetricCollection(
-            {
-                "acc": accuracy.clone(),
-                "macro_f1": MulticlassF1Score(num_classes, average="macro"),
-            }
+            {"acc": accuracy.clone(), "macro_f1": MulticlassF1Score(num_classes, average="macro")}
         )
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.test_probabilities: list[torch.Tensor] = []
-
-    def features(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(batch, time)`` waveforms and ``(batch,)`` lengths -> the backbone's input ``(batch, features,
-        frames)`` (standardised, and masked by SpecAugment in training) and ``(batch,)`` frame counts."""
-        features = self.frontend(waveforms)
-        frame_lengths = self.frame_lengths(lengths, features.shape[-1])
-        if self.standardizer is not None:
-            features = self.standardizer(features)
-        return self.spec_augment(features), frame_lengths
 
     def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, time)`` waveforms and their ``(batch,)`` true lengths (``None``: all of ``time``) ->
         ``(batch, num_classes)`` logits."""
         if lengths is None:
             lengths = torch.full(waveforms.shape[:1], waveforms.shape[-1], device=waveforms.device)
-        features, frame_lengths = self.features(waveforms, lengths)
-        if self.backbone_takes_lengths:
-            return self.backbone(features, frame_lengths)
-        return self.backbone(features)
-
-    def on_fit_start(self) -> None:
-        """Measure the standardisation statistics on the training split (not augmented), unless a
-        checkpoint already brought them."""
-        if self.standardizer is None or self.standardizer.fitted:
-            return
-        loader = self.trainer.datamodule.train_dataloader()
-        was_training = self.frontend.training
-        self.frontend.eval()
-        with torch.no_grad():
-            self.standardizer.fit(self._frontend_outputs(loader))
-        self.frontend.train(was_training)
-
-    def _frontend_outputs(self, loader: Any) -> Any:
-        for waveforms, lengths, _ in loader:
-            features = self.frontend(waveforms.to(self.device))
-            yield features, self.frame_lengths(lengths.to(self.device), features.shape[-1])
+        return self.head(*self.encode(waveforms, lengths))
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
         waveforms, lengths, labels = batch
@@ -156,3 +116,21 @@ class ClassificationTask(FrontendBackboneTask):
         self.log(f"{stage}/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=stage == "val")
         self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
         return logits
+
+    def example_title(self, batch: Batch, index: int) -> str:
+        """The class name of example ``index`` of ``batch``."""
+        return self.class_names[int(batch[2][index])]
+
+    def write_test_outputs(self, datamodule: Any, output_dir: Path, loggers: list[Logger]) -> dict[str, Any]:
+        """The error analysis of the last test (:func:`src.reporting.test_analysis.analyse_test_predictions`)
+        in ``<output_dir>/error_analysis/``, with the confusion matrix in TensorBoard."""
+        probabilities = torch.cat(self.test_probabilities)
+        count = probabilities.shape[0]
+        return analyse_test_predictions(
+            probabilities,
+            labels=datamodule.labels("test")[:count],
+            files=datamodule.files("test")[:count],
+            class_names=self.class_names,
+            output_dir=output_dir,
+            loggers=loggers,
+        )

@@ -1,16 +1,19 @@
-"""Phone recognition: a frontend and a per-frame backbone trained with CTC, scored by phone error rate."""
+"""Phone recognition (``task=ctc``): a frontend, an encoder that keeps time and a per-frame head trained
+with CTC, scored by phone error rate."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, NamedTuple
+from pathlib import Path
+from typing import Any, ClassVar, NamedTuple
 
 import torch
-from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
 from torch import nn
 
+from src.reporting.test_analysis import write_test_decodings
+from src.tasks.base import FrontendEncoderTask
 from src.tasks.ctc_decoding import ctc_greedy_decode
-from src.tasks.frontend_task import FrontendBackboneTask
 from src.tasks.phone_error_rate import PhoneErrorRate, scoring_transcript
 
 BLANK = 0
@@ -28,14 +31,14 @@ class DecodedUtterance(NamedTuple):
     reference: str
 
 
-class PhoneRecognitionTask(FrontendBackboneTask):
-    """Waveform -> frontend -> per-frame backbone -> phone posteriors (+ blank), optimised with CTC.
+class PhoneRecognitionTask(FrontendEncoderTask):
+    """Waveform -> frontend -> encoder -> per-frame head -> phone posteriors (+ blank), optimised with CTC.
 
-    Both parts are built here from their configs, so a checkpoint rebuilds itself from its saved
-    hyperparameters alone: the backbone is created with ``in_features=frontend.out_features`` and
+    The head (``task.head``, by default :class:`src.tasks.heads.FrameClassifierHead`) is built with
     ``num_outputs=len(phones) + 1``; output :data:`BLANK` (0) is the CTC blank and output ``i + 1`` is
-    ``phones[i]``. Each utterance's frame count is ``frontend.num_frames(wave_length)``, so the backbone
-    skips its padded frames and the CTC loss and the decoding read only real frames.
+    ``phones[i]``. The encoder's output lengths are each utterance's frame count, so the CTC loss and the
+    decoding read only real frames. An encoder that collapses time (``keeps_time`` false, e.g.
+    ``model=linear``) is refused.
 
     The loss is ``torch.nn.CTCLoss`` (per-utterance loss divided by its target length, averaged over the
     batch) with ``zero_infinity=True``: an utterance with fewer frames than its labels need has no CTC
@@ -45,42 +48,59 @@ class PhoneRecognitionTask(FrontendBackboneTask):
     Evaluation decodes greedily (:func:`src.tasks.ctc_decoding.ctc_greedy_decode`) and scores the phone
     error rate on the 39-phone set over the whole split (:class:`src.tasks.phone_error_rate.PhoneErrorRate`).
     During ``test`` every utterance's decoding is appended to :attr:`test_decodings`, in dataloader order.
-    A frontend with a ``constrain_()`` method has it called after every optimiser step.
 
     Args:
-        frontend: config (with ``_target_``) of a module ``(batch, time) -> (batch, features, frames)``
-            with an ``out_features`` attribute and a ``num_frames(num_samples)`` method that also accepts
-            an integer tensor of sample counts.
-        backbone: config of a module ``(features (batch, features, frames), lengths (batch,)) ->
-            (batch, frames, num_outputs)`` logits (see :mod:`src.backbones.sequence`).
-        phones: the training phone set in index order (TIMIT's 61, 48 or 39 phones).
-        optimizer: partial config of a ``torch.optim`` optimizer (``_partial_: true``).
-        scheduler: optional partial config of a ``torch.optim.lr_scheduler`` stepped every epoch.
+        frontend, encoder, optimizer, scheduler, monitor, mode, standardize_features, spec_augment,
+            example_samples: as :class:`~src.tasks.base.FrontendEncoderTask`.
+        head: partial config of the per-frame head.
+        label_names: the training phone set in index order (TIMIT's 61, 48 or 39 phones; the data
+            module's ``label_names``).
+
+    Raises:
+        ValueError: for an empty phone set, or an encoder that does not keep time (naming ``model=``).
 
     Consumes batches :data:`PhoneBatch`. Logged: ``train/loss`` (step and epoch), ``val/loss``,
     ``val/per``, ``test/loss``, ``test/per`` (epoch).
     """
 
-    monitor = "val/per"
-    test_metric = "test/per"
+    METRIC_MODES: ClassVar[dict[str, str]] = {"per": "min", "loss": "min"}
+    TEST_METRIC: ClassVar[str] = "per"
 
     def __init__(
         self,
         frontend: Mapping[str, Any],
-        backbone: Mapping[str, Any],
-        phones: Sequence[str],
+        encoder: Mapping[str, Any],
+        head: Mapping[str, Any],
+        label_names: Sequence[str],
+        example_samples: int,
         optimizer: Mapping[str, Any],
         scheduler: Mapping[str, Any] | None = None,
+        monitor: str = "val/per",
+        mode: str = "min",
+        standardize_features: bool = False,
+        spec_augment: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__()
-        if not phones:
-            raise ValueError("phones must list the training phone set (e.g. datamodule.phones), got none")
-        self.save_hyperparameters(logger=False)
-        self.phones = list(phones)
-        self.frontend = instantiate(frontend)
-        self.backbone = instantiate(
-            backbone, in_features=self.frontend.out_features, num_outputs=len(self.phones) + 1
+        if not label_names:
+            raise ValueError("label_names must list the training phone set (the data module's), got none")
+        super().__init__(
+            frontend,
+            encoder,
+            optimizer,
+            scheduler,
+            monitor,
+            mode,
+            standardize_features,
+            spec_augment,
+            example_samples,
         )
+        if not self.encoder.keeps_time:
+            raise ValueError(
+                f"{encoder['_target_']} collapses the frames into one vector, but CTC needs one output per "
+                "frame: choose model=lstm, bilstm, gru, crnn, bcresnet or bcresnet_bilstm"
+            )
+        self.save_hyperparameters(logger=False)
+        self.phones = list(label_names)
+        self.head = self.build_head(head, num_outputs=len(self.phones) + 1)
         self.criterion = nn.CTCLoss(blank=BLANK, zero_infinity=True)
         self.val_per = PhoneErrorRate()
         self.test_per = PhoneErrorRate()
@@ -98,9 +118,8 @@ class PhoneRecognitionTask(FrontendBackboneTask):
         Returns:
             Logits ``(batch, frames, len(phones) + 1)`` (output 0 the blank) and ``(batch,)`` real frames.
         """
-        features = self.frontend(waveforms)
-        lengths = self.frame_lengths(wave_lengths, features.shape[-1])
-        return self.backbone(features, lengths), lengths
+        sequence, lengths = self.encode(waveforms, wave_lengths)
+        return self.head(sequence), lengths
 
     def ctc_loss(
         self,
@@ -160,3 +179,15 @@ class PhoneRecognitionTask(FrontendBackboneTask):
         self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
         self.log(f"{stage}/per", per, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
         return hypotheses, references
+
+    def write_test_outputs(self, datamodule: Any, output_dir: Path, loggers: list[Logger]) -> dict[str, Any]:
+        """``<output_dir>/test_decodings.csv``: every tested utterance's file, reference and greedy
+        hypothesis, both folded to the 39 phones they are scored on (with ``fast_dev_run`` only the first
+        batch)."""
+        decodings = self.test_decodings
+        return write_test_decodings(
+            datamodule.files("test")[: len(decodings)],
+            [decoded.reference for decoded in decodings],
+            [decoded.hypothesis for decoded in decodings],
+            output_dir,
+        )

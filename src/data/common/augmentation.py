@@ -17,16 +17,14 @@ The augmentations, applied in this order:
 * noise: add a random window of a random background-noise recording, scaled to a random signal-to-noise
   ratio measured over the clip's true length (the padding stays zero). Silent clips stay silent.
 
-Config keys are named ``augmentation.<key>`` (the `augmentation` config group) in error messages.
+Config keys are named ``augmentation.waveform.<key>`` (the `augmentation` config group) in error messages.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
-from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from collections.abc import Sequence
 
 import torch
 import torchaudio.functional as AF
@@ -34,7 +32,7 @@ from torch import Tensor, nn
 
 log = logging.getLogger(__name__)
 
-CONFIG_PREFIX = "augmentation"
+CONFIG_PREFIX = "augmentation.waveform"
 # Speed factors are drawn as whole percentages: factor = percent / SPEED_STEPS_PER_UNIT.
 SPEED_STEPS_PER_UNIT = 100
 
@@ -104,14 +102,6 @@ class WaveformAugmentation(nn.Module):
         self.register_buffer("noise", torch.zeros(0), persistent=False)
         self.noise_starts = torch.zeros(0, dtype=torch.long)
         self.noise_lengths = torch.zeros(0, dtype=torch.long)
-
-    @classmethod
-    def from_config(cls, settings: Mapping[str, Any], **fixed: Any) -> Self:
-        """Build from a flat mapping that may also hold other modules' keys (e.g. ``cfg.augmentation``,
-        which also holds :class:`~src.frontends.spec_augment.SpecAugment`'s): only this class's arguments
-        are taken from it, and ``fixed`` (e.g. ``sample_rate``) overrides them."""
-        names = inspect.signature(cls).parameters
-        return cls(**{key: value for key, value in settings.items() if key in names}, **fixed)
 
     @property
     def enabled(self) -> bool:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import lightning as L
 from torch.utils.data import DataLoader, Dataset
+
+from src.data.base import TaskDataModule
 
 SPLITS = ("train", "val", "test")
 STAGE_SPLITS = {
@@ -18,7 +19,7 @@ STAGE_SPLITS = {
 }
 
 
-class SplitDataModule(L.LightningDataModule):
+class SplitDataModule(TaskDataModule):
     """A data module whose subclass builds each split's dataset (with a ``files`` list) in ``setup``.
 
     Subclasses set ``batch_size``, ``num_workers``, ``pin_memory`` and fill ``_datasets``; ``collate_fn``

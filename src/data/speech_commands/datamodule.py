@@ -13,7 +13,7 @@ import logging
 import re
 import tarfile
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -77,10 +77,10 @@ class SpeechCommandsDataModule(SplitDataModule):
         pin_memory: Pin batches in page-locked memory.
         generator: Keyword arguments for ``ensure_generated_corpus`` (``corpus="generated"`` only).
         cache_dir: Where the decoded-clip caches go; default ``<root>/.cache``.
-        augmentation: Settings of
-            :class:`~src.data.common.augmentation.WaveformAugmentation` (other keys, e.g.
-            SpecAugment's, are ignored), applied to training batches only, after they reach the training
-            device; noise comes from the training part of ``_background_noise_``. ``None``: none.
+        augmentation: :class:`~src.data.common.augmentation.WaveformAugmentation` or a partial of it
+            (``augmentation.waveform`` with ``_partial_: true``), completed with ``sample_rate`` and applied
+            to training batches only, after they reach the training device; noise comes from the training
+            part of ``_background_noise_``. ``None``: none.
     """
 
     def __init__(
@@ -99,7 +99,7 @@ class SpeechCommandsDataModule(SplitDataModule):
         pin_memory: bool = False,
         generator: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
-        augmentation: Mapping[str, Any] | None = None,
+        augmentation: Callable[..., WaveformAugmentation] | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
         if corpus not in CORPORA:
@@ -130,7 +130,7 @@ class SpeechCommandsDataModule(SplitDataModule):
         ):
             if not 0 <= value <= 100:
                 raise ValueError(f"data.{key} must be a percentage in [0, 100], got {value}")
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(ignore=["augmentation"], logger=False)
 
         self.root = Path(root).expanduser()
         self.corpus = corpus
@@ -143,7 +143,7 @@ class SpeechCommandsDataModule(SplitDataModule):
         self._clip_samples = round(sample_rate * clip_seconds)
         self.silence_percentage = silence_percentage
         self.unknown_percentage = unknown_percentage
-        self.augmentation = WaveformAugmentation.from_config(augmentation or {}, sample_rate=sample_rate)
+        self.augmentation = (augmentation or WaveformAugmentation)(sample_rate=sample_rate)
         self._corpus_checked = False
         self._noise: dict[str, torch.Tensor] | None = None
 
@@ -157,6 +157,16 @@ class SpeechCommandsDataModule(SplitDataModule):
         """Class names in class-index order: ``words``, then ``_silence_`` and ``_unknown_`` when used."""
         extra = [SILENCE_LABEL] if self.silence_percentage else []
         return self._words + extra + ([UNKNOWN_LABEL] if self.unknown_percentage else [])
+
+    @property
+    def label_names(self) -> list[str]:
+        """The task's output labels: :attr:`class_names`."""
+        return self.class_names
+
+    @property
+    def example_samples(self) -> int:
+        """Samples of one example: :attr:`clip_samples`."""
+        return self.clip_samples
 
     @property
     def uses_official_test_set(self) -> bool:

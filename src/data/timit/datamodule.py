@@ -19,7 +19,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from filelock import FileLock
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
+from src.data.common.augmentation import WaveformAugmentation
 from src.data.common.clip_cache import INT16_SCALE, to_int16
 from src.data.common.split_datamodule import SplitDataModule
 from src.data.timit.corpus import ensure_generated_corpus, read_manifest
@@ -134,6 +135,11 @@ class TimitDataModule(SplitDataModule):
         pin_memory: Pin batches in page-locked memory.
         generator: Keyword arguments for ``ensure_generated_corpus`` (``corpus="generated"`` only).
         cache_dir: Where the decoded splits go; default ``<root>/.cache``.
+        augmentation: the ``augmentation.waveform`` partial of the run, accepted only when it is off:
+            waveform augmentation is refused here rather than silently ignored.
+
+    Raises:
+        ValueError: for a setting that cannot work, naming the ``data.<key>`` (or ``augmentation=``).
     """
 
     collate_fn = staticmethod(collate_utterances)
@@ -149,8 +155,14 @@ class TimitDataModule(SplitDataModule):
         pin_memory: bool = False,
         generator: Mapping[str, Any] | None = None,
         cache_dir: str | Path | None = None,
+        augmentation: Callable[..., WaveformAugmentation] | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
+        if augmentation is not None and augmentation(sample_rate=sample_rate).enabled:
+            raise ValueError(
+                "data=timit has no waveform augmentation (time shift, noise and speed are keyword-clip "
+                "augmentations): use augmentation=none, or augmentation=specaugment for feature masking"
+            )
         if corpus not in CORPORA:
             raise ValueError(f"data.corpus must be one of {list(CORPORA)}, got {corpus!r}")
         if phones not in PHONE_SETS:
@@ -159,7 +171,7 @@ class TimitDataModule(SplitDataModule):
             raise ValueError(f"data.sample_rate must be a positive integer (Hz), got {sample_rate!r}")
         if generator and corpus != "generated":
             log.info("data.generator is ignored with data.corpus=%s", corpus)
-        self.save_hyperparameters(logger=False)
+        self.save_hyperparameters(ignore=["augmentation"], logger=False)
         self.root = Path(root).expanduser()
         self.corpus = corpus
         self.generator_kwargs = dict(generator or {})
@@ -173,6 +185,16 @@ class TimitDataModule(SplitDataModule):
     def phones(self) -> list[str]:
         """The training label set in index order: target ``i`` is ``phones[i]``."""
         return list(self._phone_set)
+
+    @property
+    def label_names(self) -> list[str]:
+        """The task's output labels: :attr:`phones` (the CTC blank is the task's)."""
+        return self.phones
+
+    @property
+    def example_samples(self) -> int:
+        """Samples of one second of speech, the unit TIMIT's MACs are counted per."""
+        return self.sample_rate
 
     @property
     def sample_rate(self) -> int:

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from src.backbones.rnn import check_lengths, frame_mask
+from src.encoders.base import Encoder
+from src.utils.lengths import check_lengths, frame_mask, full_lengths
 
 STAGE_DEPTHS = (2, 2, 4, 4)
 """Blocks per stage; the first block of a stage is a transition block (its width changes)."""
@@ -187,12 +188,15 @@ class BCResBlock(nn.Module):
         return F.relu(out)
 
 
-class BCResNetFeatures(nn.Module):
-    """The convolutional part of BC-ResNet-``tau``: everything before its pooling over time.
+class BCResNet(Encoder):
+    """BC-ResNet-``tau`` up to its pooling over time, as an encoder of frames (``model=bcresnet``).
 
-    ``(batch, in_features, frames) -> (batch, c[5], rows, frames)``; the features become a one-channel
-    image ``(batch, 1, in_features, frames)`` (frequency, time). Layout, with widths ``c`` from
-    :func:`bcresnet_widths`:
+    ``(batch, in_features, frames) -> (batch, frames, c[5])``; the features become a one-channel image
+    ``(batch, 1, in_features, frames)`` (frequency, time), the layers below give ``(batch, c[5], rows,
+    frames)``, and the mean over the ``rows`` frequency rows (1 for 40 mel bands) leaves ``c[5]`` features
+    per frame. The paper's classifier is this encoder with the task's mean-pooling clip head (mean over
+    frames, then ``Linear(c[5], num_classes)``); a per-frame head gives the CTC variant. Layout, with
+    widths ``c`` from :func:`bcresnet_widths`:
 
     - head: ``Conv 5x5``, stride (2, 1), padding 2 ``-> BN -> ReLU`` to ``c[0]`` channels;
     - 4 stages of (2, 2, 4, 4) :class:`BCResBlock` with widths ``c[1..4]`` and temporal dilation
@@ -211,7 +215,7 @@ class BCResNetFeatures(nn.Module):
     convolutions); the head and the depthwise convolutions are unaffected.
 
     Args:
-        in_features: features per frame delivered by the frontend.
+        in_features: features per frame delivered by the frontend (set by the task).
         width_multiplier: ``tau`` of BC-ResNet-``tau``; widths as :func:`bcresnet_widths`.
         groups: ``groups`` of the pointwise convolutions; must divide every width.
         sub_bands: frequency sub-bands of every :class:`SubSpectralNorm` (5 in the reference).
@@ -246,6 +250,7 @@ class BCResNetFeatures(nn.Module):
             raise ValueError(f"model.sub_bands must be >= 1, got {sub_bands}")
         self.in_features = in_features
         self.widths = widths
+        self.out_features = widths[5]
 
         self.head = nn.Sequential(
             nn.Conv2d(1, widths[0], 5, stride=(2, 1), padding=2, bias=False),
@@ -281,69 +286,29 @@ class BCResNetFeatures(nn.Module):
             nn.ReLU(),
         )
 
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """``(batch, in_features, frames) -> (batch, c[5], rows, frames)``.
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, in_features, frames), (batch,) -> (batch, frames, c[5]), (batch,)``.
 
-        With ``lengths`` (``(batch,)`` real frame counts) the padded frames are set to zero before every
+        The padded frames (after ``lengths``; ``None``: every frame is real) are set to zero before every
         layer that mixes frames (the head, each block's temporal branch, the classifier's depthwise
         convolution), so a real frame next to the padding sees the zeros that convolution padding gives an
         unpadded example: the real frames' outputs do not depend on the padding (in eval mode; in training
-        mode the batch statistics of the normalisations include the padded frames).
+        mode the batch statistics of the normalisations include the padded frames). Every frame is kept
+        (``lengths' = lengths``).
         """
-        image = features.unsqueeze(1)
+        batch, _, frames = features.shape
         if lengths is None:
-            hidden = self.blocks(self.head(image))
-        else:
-            batch, _, frames = features.shape
-            check_lengths(lengths, batch, frames)
-            real = frame_mask(lengths.to(features.device), frames)
-            mask = real.view(batch, 1, 1, frames).to(features.dtype)
-            hidden = self.head(image * mask)
-            for block in self.blocks:
-                hidden = block(hidden, mask)
-            hidden = hidden * mask
+            lengths = full_lengths(batch, frames, features.device)
+        check_lengths(lengths, batch, frames)
+        mask = frame_mask(lengths.to(features.device), frames).view(batch, 1, 1, frames).to(features.dtype)
+        hidden = self.head(features.unsqueeze(1) * mask)
+        for block in self.blocks:
+            hidden = block(hidden, mask)
+        hidden = hidden * mask
         missing_rows = CLASSIFIER_KERNEL - hidden.shape[2]
         if missing_rows > 0:
             hidden = F.pad(hidden, (0, 0, missing_rows // 2, missing_rows - missing_rows // 2))
-        return self.classifier_conv(hidden)
-
-
-class BCResNet(BCResNetFeatures):
-    """BC-ResNet-``tau`` keyword classifier on log-mel maps.
-
-    ``(batch, in_features, frames) -> (batch, num_classes)``: the layers of :class:`BCResNetFeatures`
-    (head, 4 stages of broadcasted residual blocks, classifier convolution to ``c[5]`` channels), then the
-    mean over (frequency, time) and ``Linear(c[5], num_classes)``. Without a channel shuffle the groups of
-    the pointwise convolutions stay separate from the head to the final ``Linear``, which is unaffected.
-
-    Args:
-        in_features: features per frame delivered by the frontend (set by the task).
-        num_classes: number of output classes (set by the task).
-        width_multiplier: ``tau`` of BC-ResNet-``tau``; widths as :func:`bcresnet_widths`.
-        groups: ``groups`` of the pointwise convolutions; must divide every width.
-        sub_bands: frequency sub-bands of every :class:`SubSpectralNorm` (5 in the reference).
-        dropout: ``Dropout2d`` probability at the end of each block's temporal branch (0.1 in the reference).
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        num_classes: int,
-        width_multiplier: float = 1.0,
-        groups: int = 1,
-        sub_bands: int = 5,
-        dropout: float = 0.1,
-    ) -> None:
-        super().__init__(in_features, width_multiplier, groups, sub_bands, dropout)
-        self.classifier = nn.Linear(self.widths[5], num_classes)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Classify a batch of log-mel maps.
-
-        Args:
-            features: ``(batch, in_features, frames)``.
-
-        Returns:
-            Logits ``(batch, num_classes)``.
-        """
-        return self.classifier(super().forward(features).mean(dim=(2, 3)))
+        # (batch, c[5], rows, frames) -> (batch, frames, c[5])
+        return self.classifier_conv(hidden).mean(dim=2).transpose(1, 2), lengths

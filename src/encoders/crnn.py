@@ -1,5 +1,4 @@
-"""CRNN: a small convolutional front that keeps every frame, then LSTM layers; as an encoder of frames
-(:class:`CRNNEncoder`) and as a keyword classifier (:class:`CRNN`)."""
+"""CRNN: a small convolutional front that keeps every frame, then LSTM layers (``model=crnn``)."""
 
 from __future__ import annotations
 
@@ -8,13 +7,15 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from src.backbones.rnn import RecurrentEncoder, SequencePooling, check_lengths, frame_mask
+from src.encoders.base import Encoder
+from src.encoders.recurrent import RecurrentLayers
+from src.utils.lengths import check_lengths, frame_mask, full_lengths
 
 CONVS = ("conv1d", "conv2d")
 """Kinds of convolutional front: over time with features as channels, or over (frequency, time)."""
 
 
-class CRNNEncoder(nn.Module):
+class CRNN(Encoder):
     """Convolutional blocks that keep the time resolution, then LSTM layers: one output per frame.
 
     ``(batch, in_features, frames) -> (batch, frames, hidden_size * directions)``. One block per width
@@ -27,8 +28,8 @@ class CRNNEncoder(nn.Module):
     - ``conv="conv1d"``: the features are channels, ``Conv1d(c_in, c, 3) -> BatchNorm1d -> ReLU``, no
       pooling; the LSTM reads ``conv_channels[-1]`` features per frame.
 
-    Then a :class:`src.backbones.rnn.RecurrentEncoder` of ``num_layers`` LSTM layers (dropout between
-    them).
+    Then :class:`src.encoders.recurrent.RecurrentLayers` of ``num_layers`` LSTM layers (dropout between
+    them). Every frame is kept (``lengths' = lengths``).
 
     With ``lengths`` the padded frames of each example are ignored: they are set to zero before every
     convolution (so a real frame next to the padding sees the zeros that convolution padding would give an
@@ -37,7 +38,7 @@ class CRNNEncoder(nn.Module):
     mode the BatchNorm batch statistics include the padded frames).
 
     Args:
-        in_features: features per frame delivered by the frontend.
+        in_features: features per frame delivered by the frontend (set by the task).
         conv: ``"conv1d"`` or ``"conv2d"``.
         conv_channels: output channels of each convolutional block.
         hidden_size: LSTM hidden units per direction.
@@ -90,14 +91,13 @@ class CRNNEncoder(nn.Module):
                 c_in = c_out
             rnn_input = conv_channels[-1]
         self.conv_blocks = nn.ModuleList(blocks)
-        self.encoder = RecurrentEncoder("lstm", rnn_input, hidden_size, num_layers, bidirectional, dropout)
+        self.layers = RecurrentLayers("lstm", rnn_input, hidden_size, num_layers, bidirectional, dropout)
+        self.out_features = self.layers.output_size
+        self.bidirectional = bidirectional
 
-    @property
-    def output_size(self) -> int:
-        """Features per output frame: ``hidden_size`` times the number of directions."""
-        return self.encoder.output_size
-
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode a batch of feature sequences frame by frame.
 
         Args:
@@ -105,78 +105,17 @@ class CRNNEncoder(nn.Module):
             lengths: ``(batch,)`` real frame counts, or ``None`` when every frame is real.
 
         Returns:
-            ``(batch, frames, output_size)``, zero at padded frames.
+            ``(batch, frames, out_features)``, zero at padded frames, and ``lengths``.
         """
         batch, _, frames = features.shape
-        mask = None
-        if lengths is not None:
-            check_lengths(lengths, batch, frames)
-            mask = frame_mask(lengths.to(features.device), frames).to(features.dtype)
+        if lengths is None:
+            lengths = full_lengths(batch, frames, features.device)
+        check_lengths(lengths, batch, frames)
+        mask = frame_mask(lengths.to(features.device), frames).to(features.dtype)
         # conv2d: (batch, 1, in_features, frames); conv1d: (batch, in_features, frames).
         hidden = features.unsqueeze(1) if self.conv == "conv2d" else features
         for block in self.conv_blocks:
-            if mask is not None:
-                hidden = hidden * mask.view(batch, *[1] * (hidden.dim() - 2), frames)
-            hidden = block(hidden)
+            hidden = block(hidden * mask.view(batch, *[1] * (hidden.dim() - 2), frames))
         # (batch, channels[, rows], frames) -> (batch, frames, channels * rows)
         sequence = hidden.flatten(1, -2).transpose(1, 2)
-        return self.encoder(sequence, lengths)
-
-
-class CRNN(CRNNEncoder):
-    """CRNN keyword classifier: a :class:`CRNNEncoder`, pooling over frames, linear.
-
-    ``(batch, in_features, frames) -> (batch, num_classes)``: the convolutional blocks and LSTM layers of
-    :class:`CRNNEncoder`, then :class:`src.backbones.rnn.SequencePooling`, dropout and
-    ``Linear(hidden_size * directions, num_classes)``.
-
-    With ``lengths`` the padded frames of each example are ignored: they are set to zero before every
-    convolution, kept out of the LSTM's outputs at real frames and left out of the pooling. An example's
-    logits then do not depend on how it was padded (in eval mode; in training mode the BatchNorm batch
-    statistics include the padded frames).
-
-    Args:
-        in_features: features per frame delivered by the frontend (set by the task).
-        num_classes: number of output classes (set by the task).
-        conv: ``"conv1d"`` or ``"conv2d"`` (see :class:`CRNNEncoder`).
-        conv_channels: output channels of each convolutional block.
-        hidden_size: LSTM hidden units per direction.
-        num_layers: stacked LSTM layers.
-        bidirectional: also run each LSTM layer backwards in time; doubles the pooled width.
-        dropout: dropout probability between LSTM layers and before the classifier.
-        pooling: ``"last"``, ``"mean"`` or ``"attention"`` (see :class:`src.backbones.rnn.SequencePooling`).
-    """
-
-    def __init__(
-        self,
-        in_features: int,
-        num_classes: int,
-        conv: str = "conv2d",
-        conv_channels: Sequence[int] = (16, 32),
-        hidden_size: int = 64,
-        num_layers: int = 1,
-        bidirectional: bool = True,
-        dropout: float = 0.1,
-        pooling: str = "mean",
-    ) -> None:
-        super().__init__(in_features, conv, conv_channels, hidden_size, num_layers, bidirectional, dropout)
-        self.pooling = SequencePooling(pooling, self.encoder.output_size, bidirectional)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(self.encoder.output_size, num_classes)
-
-    def forward(self, features: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
-        """Classify a batch of feature sequences.
-
-        Args:
-            features: ``(batch, in_features, frames)``, padded after each example's last real frame.
-            lengths: ``(batch,)`` real frame counts, or ``None`` when every frame is real.
-
-        Returns:
-            Logits ``(batch, num_classes)``.
-        """
-        pooled = self.pooling(super().forward(features, lengths), lengths)
-        return self.classifier(self.dropout(pooled))
-
-    def analytic_macs(self, in_features: int, frames: int) -> int:
-        """MACs of the LSTM layers that ptflops' ``aten`` backend misses, for ``count_macs``."""
-        return self.encoder.uncounted_macs(frames)
+        return self.layers(sequence, lengths), lengths

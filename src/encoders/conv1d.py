@@ -1,4 +1,4 @@
-"""A 1-D convolutional keyword classifier: features are channels, convolution runs over time."""
+"""A 1-D convolutional encoder: features are channels, convolution runs over time (``model=conv1d``)."""
 
 from __future__ import annotations
 
@@ -8,33 +8,36 @@ from itertools import pairwise
 import torch
 from torch import nn
 
+from src.encoders.base import Encoder
+from src.utils.lengths import full_lengths
 
-class Conv1dCNN(nn.Module):
-    """Stacked Conv1d blocks over time, then global average pooling and a linear classifier.
+
+class Conv1dCNN(Encoder):
+    """Stacked Conv1d blocks over time: ``(batch, in_features, frames) -> (batch, frames', channels[-1])``.
 
     Layout: a stem ``Conv1d(in_features, channels[0])`` with ``groups=1`` (``in_features`` is
     ``n_mels``, which need not be divisible by ``groups``), then one block per following width
-    ``Conv1d(c_in, c_out, groups=groups) -> BatchNorm1d -> ReLU -> MaxPool1d(2)``, then mean over
-    time, dropout and ``Linear(channels[-1], num_classes)``. ``groups`` is what the groups sweep
-    varies: it divides the parameters and MACs of every block after the stem.
+    ``Conv1d(c_in, c_out, groups=groups) -> BatchNorm1d -> ReLU -> MaxPool1d(2)`` (``ceil_mode``, so
+    ``frames' = ceil(frames / 2 ** (len(channels) - 1))``). ``groups`` is what the groups sweep varies: it
+    divides the parameters and MACs of every block after the stem. With the task's mean-pooling clip head
+    this is the study's Conv1d CNN (mean over time, dropout, ``Linear(channels[-1], num_classes)``).
+
+    It ignores ``lengths``: padding is part of the fixed-length clip it convolves, so every output frame
+    is reported as real.
 
     Args:
         in_features: features per frame delivered by the frontend (set by the task).
-        num_classes: number of output classes (set by the task).
         channels: output width of the stem and of each block.
         kernel_size: temporal kernel size of every convolution (odd, so padding keeps length).
         groups: ``groups`` of each block's convolution; must divide every width in ``channels``.
-        dropout: dropout probability before the classifier.
     """
 
     def __init__(
         self,
         in_features: int,
-        num_classes: int,
         channels: Sequence[int] = (64, 64, 128, 128),
         kernel_size: int = 3,
         groups: int = 1,
-        dropout: float = 0.1,
     ) -> None:
         super().__init__()
         channels = list(channels)
@@ -65,17 +68,12 @@ class Conv1dCNN(nn.Module):
                 nn.MaxPool1d(2, ceil_mode=True),
             ]
         self.features = nn.Sequential(*layers)
-        self.dropout = nn.Dropout(dropout)
-        self.classifier = nn.Linear(channels[-1], num_classes)
+        self.out_features = channels[-1]
 
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """Classify a batch of feature sequences.
-
-        Args:
-            features: ``(batch, in_features, frames)``.
-
-        Returns:
-            Logits ``(batch, num_classes)``.
-        """
-        hidden = self.features(features).mean(dim=-1)
-        return self.classifier(self.dropout(hidden))
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, in_features, frames) -> (batch, frames', channels[-1])`` and ``frames'`` for every
+        example (``lengths`` is not used)."""
+        sequence = self.features(features).transpose(1, 2)
+        return sequence, full_lengths(sequence.shape[0], sequence.shape[1], sequence.device)

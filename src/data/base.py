@@ -1,0 +1,38 @@
+"""The data-module contract every task relies on, whatever the corpus."""
+
+from __future__ import annotations
+
+import lightning as L
+
+
+class TaskDataModule(L.LightningDataModule):
+    """Base of every data module (``data=`` config group).
+
+    What tasks and entry points read, and nothing more:
+
+    - batches are tuples that start with ``(waveforms (batch, time) float32, lengths (batch,) int64)``:
+      zero-padded waveforms at :attr:`sample_rate` and each one's true number of samples, then the task's
+      targets (class labels, phone sequences, ...);
+    - :attr:`label_names`: the names of the task's output labels in index order (classes, phones);
+    - :attr:`example_samples`: samples of one example for sizing models and counting MACs;
+    - :meth:`files`: each split's items in dataset order, for the files a test writes.
+    """
+
+    @property
+    def label_names(self) -> list[str]:
+        """Output labels in index order (e.g. class names, or the phone set)."""
+        raise NotImplementedError
+
+    @property
+    def example_samples(self) -> int:
+        """Samples of one example: the fixed clip length, or one second of a corpus of utterances."""
+        raise NotImplementedError
+
+    @property
+    def sample_rate(self) -> int:
+        """Sample rate of the waveforms in Hz."""
+        raise NotImplementedError
+
+    def files(self, split: str) -> list[str]:
+        """Names of ``split``'s items (``"train"``, ``"val"`` or ``"test"``) in dataset order."""
+        raise NotImplementedError

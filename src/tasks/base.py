@@ -1,0 +1,206 @@
+"""What every task of a frontend, an encoder and a head shares.
+
+A task (``task=`` config group) is a LightningModule that owns its head(s), loss, metrics, the validation
+metric and direction that pick checkpoints, and what its test writes; the entry points build it from the
+config and never ask what type it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import lightning as L
+import torch
+from hydra.utils import instantiate
+from lightning.pytorch.loggers import Logger
+from torch import nn
+
+from src.frontends.base import Frontend
+from src.frontends.spec_augment import SpecAugment
+from src.frontends.standardization import FeatureStandardizer
+from src.utils.complexity import count_macs, count_parameters
+
+MODES = ("max", "min")
+"""Directions of a metric: higher is better, or lower is better."""
+
+
+class FrontendEncoderTask(L.LightningModule):
+    """Base of the tasks: waveform -> frontend -> (standardisation) -> (SpecAugment, training only) ->
+    encoder -> the subclass's head(s).
+
+    Every part is built here from its config, so a checkpoint rebuilds itself from its saved
+    hyperparameters alone: the frontend from ``frontend``; the encoder with
+    ``in_features=frontend.out_features`` (and, for an encoder config with ``num_frames: null``,
+    ``num_frames=frontend.num_frames(example_samples)``); subclasses build their heads with
+    :meth:`build_head`. Parts are created in that order (frontend, encoder, head), which fixes the seeded
+    initial weights.
+
+    Batches are ``(waveforms (batch, time), lengths (batch,), *targets)``: every data module's batches
+    start with the zero-padded waveforms and their true lengths.
+
+    Subclasses set :attr:`METRIC_MODES` (the ``val/``/``test/`` metrics they log, by name, with their
+    direction) and :attr:`TEST_METRIC` (the one a run reports), and implement the steps and
+    :meth:`write_test_outputs`.
+
+    Args:
+        frontend: config (``_target_``) of a :class:`src.frontends.base.Frontend`.
+        encoder: config of a :class:`src.encoders.base.Encoder` (the ``model`` group).
+        optimizer: partial config of a ``torch.optim`` optimizer (``_partial_: true``); an extra key
+            ``frontend_lr`` (``None``: the optimizer's ``lr``) sets the learning rate of the frontend's
+            parameters, which then form a parameter group of their own.
+        scheduler: optional partial config of a ``torch.optim.lr_scheduler`` stepped every epoch.
+        monitor: the validation metric that picks checkpoints, ``val/<name>`` of :attr:`METRIC_MODES`.
+        mode: its direction, ``"max"`` or ``"min"``; must be the metric's own.
+        standardize_features: standardise each feature with the mean and std of the training split's
+            features, measured once when fitting starts (with the frontend as initialised) and stored in
+            the checkpoint.
+        spec_augment: config (``_target_``) of a :class:`src.frontends.spec_augment.SpecAugment` applied to
+            training features; ``None``: none.
+        example_samples: samples of one example for sizing (the data's clip length, or one second of an
+            utterance corpus).
+
+    Raises:
+        ValueError: for a ``monitor`` the task does not log or a ``mode`` against its direction.
+    """
+
+    METRIC_MODES: ClassVar[dict[str, str]] = {}
+    TEST_METRIC: ClassVar[str] = ""
+
+    frontend: Frontend
+
+    def __init__(
+        self,
+        frontend: Mapping[str, Any],
+        encoder: Mapping[str, Any],
+        optimizer: Mapping[str, Any],
+        scheduler: Mapping[str, Any] | None,
+        monitor: str,
+        mode: str,
+        standardize_features: bool,
+        spec_augment: Mapping[str, Any] | None,
+        example_samples: int,
+    ) -> None:
+        super().__init__()
+        self.monitor, self.mode = check_monitor(type(self), monitor, mode)
+        self.frontend = instantiate(frontend)
+        sizes: dict[str, Any] = {"in_features": self.frontend.out_features}
+        if "num_frames" in encoder and encoder["num_frames"] is None:
+            sizes["num_frames"] = self.frontend.num_frames(example_samples)
+        self.encoder = instantiate(encoder, **sizes, _convert_="all")
+        features = self.frontend.out_features
+        self.standardizer = FeatureStandardizer(features) if standardize_features else None
+        self.spec_augment = instantiate(spec_augment) if spec_augment else SpecAugment()
+
+    @property
+    def test_metric(self) -> str:
+        """The test metric a run reports, e.g. ``test/acc``."""
+        return f"test/{self.TEST_METRIC}"
+
+    @property
+    def test_mode(self) -> str:
+        """The direction of :attr:`test_metric`."""
+        return self.METRIC_MODES[self.TEST_METRIC]
+
+    def build_head(self, head: Mapping[str, Any], **sizes: Any) -> nn.Module:
+        """The head of config ``head`` (``_partial_`` or not), completed with the encoder's
+        ``out_features`` as ``in_features``, its ``bidirectional`` and ``sizes`` (e.g. ``num_classes``)."""
+        build = instantiate(head, _partial_=True)
+        return build(in_features=self.encoder.out_features, bidirectional=self.encoder.bidirectional, **sizes)
+
+    def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, time)`` waveforms and their ``(batch,)`` true lengths -> the encoder's ``(batch,
+        frames', out_features)`` sequence and ``(batch,)`` lengths (features standardised, and masked by
+        SpecAugment in training)."""
+        features, frame_lengths = self.frontend(waveforms, lengths)
+        if self.standardizer is not None:
+            features = self.standardizer(features)
+        return self.encoder(self.spec_augment(features), frame_lengths)
+
+    def on_fit_start(self) -> None:
+        """Measure the standardisation statistics on the training split (not augmented), unless a
+        checkpoint already brought them."""
+        if self.standardizer is None or self.standardizer.fitted:
+            return
+        loader = self.trainer.datamodule.train_dataloader()
+        was_training = self.frontend.training
+        self.frontend.eval()
+        with torch.no_grad():
+            self.standardizer.fit(
+                self.frontend(batch[0].to(self.device), batch[1].to(self.device)) for batch in loader
+            )
+        self.frontend.train(was_training)
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        self.frontend.constrain_()
+
+    def configure_optimizers(self) -> Any:
+        settings = dict(self.hparams.optimizer)
+        frontend_lr = settings.pop("frontend_lr", None)
+        params: Any = self.parameters()
+        if frontend_lr is not None:
+            frontend = list(self.frontend.parameters())
+            in_frontend = {id(p) for p in frontend}
+            params = [{"params": [p for p in self.parameters() if id(p) not in in_frontend]}]
+            if frontend:
+                params.append({"params": frontend, "lr": frontend_lr})
+        optimizer = instantiate(settings)(params=params)
+        if self.hparams.scheduler is None:
+            return optimizer
+        scheduler = instantiate(self.hparams.scheduler)(optimizer=optimizer)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
+
+    def heads(self) -> dict[str, nn.Module]:
+        """The task's heads by name, for parameter and MAC counts (default: ``{"head": self.head}``)."""
+        return {"head": self.head}
+
+    def complexity(self, num_samples: int) -> dict[str, int]:
+        """Parameters and MACs of frontend, encoder and heads for an input of ``num_samples`` samples (MACs
+        of sequence models grow linearly with it).
+
+        Keys: ``complexity/{frontend,encoder,head,backbone,total}_{params,macs}``, where ``backbone`` is
+        everything after the frontend (encoder and heads) and ``head`` all heads together.
+        """
+        with torch.no_grad():
+            features, _ = self.frontend(torch.zeros(1, num_samples, device=self.device))
+            sequence, _ = self.encoder(features)
+        heads = list(self.heads().values())
+        counts = {
+            "frontend_params": count_parameters(self.frontend),
+            "frontend_macs": count_macs(self.frontend, (num_samples,))
+            + self.frontend.analytic_macs(num_samples),
+            "encoder_params": count_parameters(self.encoder),
+            "encoder_macs": count_macs(self.encoder, tuple(features.shape[1:])),
+            "head_params": sum(count_parameters(head) for head in heads),
+            "head_macs": sum(count_macs(head, tuple(sequence.shape[1:])) for head in heads),
+        }
+        for kind in ("params", "macs"):
+            counts[f"backbone_{kind}"] = counts[f"encoder_{kind}"] + counts[f"head_{kind}"]
+            counts[f"total_{kind}"] = counts[f"frontend_{kind}"] + counts[f"backbone_{kind}"]
+        return {f"complexity/{name}": value for name, value in counts.items()}
+
+    def example_title(self, batch: Any, index: int) -> str:
+        """A short title for example ``index`` of ``batch`` in figures (default: ``example <index>``)."""
+        return f"example {index}"
+
+    def write_test_outputs(self, datamodule: Any, output_dir: Path, loggers: list[Logger]) -> dict[str, Any]:
+        """After ``trainer.test``: write what this task's test leaves beside ``metrics.json`` (error
+        analysis, decodings) into ``output_dir``; return its summary for ``metrics.json``."""
+        raise NotImplementedError
+
+
+def check_monitor(task: type[FrontendEncoderTask], monitor: str, mode: str) -> tuple[str, str]:
+    """``(monitor, mode)`` when ``task`` logs ``monitor`` with direction ``mode``; else ``ValueError``
+    naming ``task.monitor`` / ``task.mode`` and values that work."""
+    name = monitor.removeprefix("val/")
+    if not monitor.startswith("val/") or name not in task.METRIC_MODES:
+        choices = ", ".join(f"val/{metric}" for metric in task.METRIC_MODES)
+        raise ValueError(
+            f"task.monitor={monitor} is not a validation metric of {task.__name__}: use {choices}"
+        )
+    if mode not in MODES or mode != task.METRIC_MODES[name]:
+        raise ValueError(
+            f"task.mode={mode} does not fit task.monitor={monitor}: use task.mode={task.METRIC_MODES[name]}"
+        )
+    return monitor, mode
