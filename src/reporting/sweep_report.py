@@ -5,10 +5,10 @@
 
 Each sweep is re-aggregated into ``sweep_results/<sweep>/`` (table, conclusions and plots), the log-mel vs
 torchaudio figure is redrawn on the first test example of the first sweep's data (its jobs' ``data``
-config, instantiated), and the report gathers the setup, every table with its question (the jobs' config
-``question``), every plot and the conclusions computed from the tables. A sweep without job folders or
-without a successful job is left out with a warning. Exits 1 when a sweep had failed jobs (after writing
-everything).
+config, instantiated and set up for testing), and the report gathers the setup, every table with its
+question (the jobs' config ``question``), every plot and the conclusions computed from the tables. A sweep
+without job folders or without a successful job is left out with a warning. Exits 1 when a sweep had
+failed jobs (after writing everything).
 """
 
 from __future__ import annotations
@@ -231,13 +231,14 @@ def build_section(name: str, sweep_dirs: Sequence[Path]) -> SweepSection:
 
 def comparison_example(table: SweepTable) -> tuple[torch.Tensor, int, str]:
     """The first test example of the data of the sweep's first successful job: its ``.hydra/config.yaml``
-    ``data`` node instantiated, prepared and set up for testing. Returns its ``(time,)`` waveform, the data's
-    sample rate and the example's file (relative to the corpus folder)."""
+    ``data`` node instantiated and set up for testing, the example cut from the first test batch (which
+    starts with ``(waveforms, lengths)``, whatever the corpus). ``prepare_data`` is not called: the report
+    reads the corpus the jobs left and never generates or downloads one. Returns the ``(time,)`` waveform,
+    the data's sample rate and the example's file (relative to the corpus folder)."""
     datamodule = instantiate(first_ok_run(table).config.data, _convert_="all")
-    datamodule.prepare_data()
     datamodule.setup("test")
-    waveform = datamodule.test_dataloader().dataset[0][0]
-    return waveform, datamodule.sample_rate, datamodule.files("test")[0]
+    waveforms, lengths = next(iter(datamodule.test_dataloader()))[:2]
+    return waveforms[0, : int(lengths[0])], datamodule.sample_rate, datamodule.files("test")[0]
 
 
 def draw_comparison(table: SweepTable, path: Path) -> ComparisonFigure:

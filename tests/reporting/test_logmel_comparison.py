@@ -1,4 +1,4 @@
-"""The log-mel comparison plot: written as a real PNG by the function and by the command line."""
+"""The log-mel comparison plot: written as a real PNG from a waveform and by the command line from a file."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from src.reporting.logmel_comparison import main, plot_logmel_comparison
+from src.reporting.logmel_comparison import main, plot_logmel_comparison, read_mono
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -37,7 +37,8 @@ def test_plot_writes_png_and_closes_figure(chirp_wav: Path, tmp_path: Path) -> N
     output = tmp_path / "comparison.png"
     open_figures = plt.get_fignums()
 
-    returned = plot_logmel_comparison(chirp_wav, output)
+    waveform, sample_rate = read_mono(chirp_wav)
+    returned = plot_logmel_comparison(waveform, sample_rate, output, title="chirp")
 
     assert returned == output
     assert_is_png(output)
@@ -59,4 +60,4 @@ def test_rejects_other_sample_rates(tmp_path: Path) -> None:
     sf.write(path, torch.zeros(4000).numpy(), 8000)
 
     with pytest.raises(ValueError, match="8000 Hz"):
-        plot_logmel_comparison(path, tmp_path / "out.png")
+        plot_logmel_comparison(*read_mono(path), tmp_path / "out.png")
