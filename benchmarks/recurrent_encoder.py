@@ -1,4 +1,4 @@
-"""Time RecurrentEncoder against torch's packed-sequence recurrent layers on the same padded batch.
+"""Time RecurrentLayers against torch's packed-sequence recurrent layers on the same padded batch.
 
     python -m benchmarks.recurrent_encoder [--cell lstm] [--frames 350] [--threads N]   (from the repo root)
 
@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from benchmarks.timing import time_and_print
-from src.backbones.rnn import CELLS, RecurrentEncoder
+from src.encoders.recurrent import CELLS, RecurrentLayers
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     shape = (args.features, args.hidden_size)
     torch.manual_seed(args.seed)
-    ours = RecurrentEncoder(args.cell, *shape, num_layers=args.num_layers, bidirectional=True)
+    ours = RecurrentLayers(args.cell, *shape, num_layers=args.num_layers, bidirectional=True)
     torch.manual_seed(args.seed)
     packed_rnn = CELLS[args.cell](*shape, num_layers=args.num_layers, bidirectional=True, batch_first=True)
     generator = torch.Generator().manual_seed(args.seed)
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     with torch.no_grad():
         if not torch.allclose(ours(batch, lengths), packed(), rtol=1e-4, atol=1e-5):
             raise AssertionError(
-                "RecurrentEncoder and the packed reference disagree; timings would be meaningless"
+                "RecurrentLayers and the packed reference disagree; timings would be meaningless"
             )
     time_and_print(
         f"{args.cell} {args.num_layers} x {args.hidden_size} bidirectional, batch {tuple(batch.shape)}, "
