@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> None:
     ours = LogMelFilterBanks()
     mel_spectrogram = torchaudio.transforms.MelSpectrogram(hop_length=160, n_mels=80)
     candidates = {
-        "ours": lambda: ours(clips),
+        "ours": lambda: ours(clips)[0],  # the frontend contract: (features, frame_lengths)
         "torchaudio": lambda: torch.log(mel_spectrogram(clips) + 1e-6),
     }
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from omegaconf import OmegaConf
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
 
 from src.data.common.augmentation import (
     WaveformAugmentation,
@@ -18,7 +17,7 @@ from src.data.common.augmentation import (
     time_shift,
 )
 from src.frontends.spec_augment import SpecAugment
-from tests.conftest import CONFIG_DIR, choices
+from tests.conftest import choices, compose_config
 
 SAMPLE_RATE = 16000
 TIME = SAMPLE_RATE
@@ -177,7 +176,7 @@ def test_short_recordings_are_repeated() -> None:
 
 def test_noise_mixing_without_recordings_says_what_to_do() -> None:
     waves, lengths = tone_batch([TIME])
-    with pytest.raises(RuntimeError, match=r"set_noise.*augmentation\.noise_prob=0"):
+    with pytest.raises(RuntimeError, match=r"set_noise.*augmentation\.waveform\.noise_prob=0"):
         WaveformAugmentation(noise_prob=0.5)(waves, lengths)
 
 
@@ -254,15 +253,15 @@ def test_a_batch_on_the_gpu_gets_the_same_augmentation() -> None:
 @pytest.mark.parametrize(
     ("settings", "key"),
     [
-        ({"time_shift_ms": -1}, "augmentation.time_shift_ms"),
-        ({"noise_prob": 1.5}, "augmentation.noise_prob"),
-        ({"speed_prob": -0.1}, "augmentation.speed_prob"),
-        ({"noise_snr_db": (20, 0)}, "augmentation.noise_snr_db"),
-        ({"noise_snr_db": (5,)}, "augmentation.noise_snr_db"),
-        ({"noise_snr_db": "0-20"}, "augmentation.noise_snr_db"),
-        ({"speed_range": (0.0, 1.1)}, "augmentation.speed_range"),
-        ({"speed_range": (0.905, 0.909)}, "augmentation.speed_range"),
-        ({"speed_range": (float("nan"), 1.1)}, "augmentation.speed_range"),
+        ({"time_shift_ms": -1}, "augmentation.waveform.time_shift_ms"),
+        ({"noise_prob": 1.5}, "augmentation.waveform.noise_prob"),
+        ({"speed_prob": -0.1}, "augmentation.waveform.speed_prob"),
+        ({"noise_snr_db": (20, 0)}, "augmentation.waveform.noise_snr_db"),
+        ({"noise_snr_db": (5,)}, "augmentation.waveform.noise_snr_db"),
+        ({"noise_snr_db": "0-20"}, "augmentation.waveform.noise_snr_db"),
+        ({"speed_range": (0.0, 1.1)}, "augmentation.waveform.speed_range"),
+        ({"speed_range": (0.905, 0.909)}, "augmentation.waveform.speed_range"),
+        ({"speed_range": (float("nan"), 1.1)}, "augmentation.waveform.speed_range"),
     ],
 )
 def test_bad_settings_name_their_key(settings: dict, key: str) -> None:
@@ -275,15 +274,84 @@ def test_bad_noise_recordings_are_refused() -> None:
         WaveformAugmentation().set_noise([torch.ones(10), torch.ones(2, 10)])
 
 
+# What each file of conf/augmentation/ builds: WaveformAugmentation's and SpecAugment's attributes (a mask
+# count is 0 where its mask width is 0, whatever the file says).
+OFF_WAVEFORM = {
+    "time_shift_ms": 0.0,
+    "max_shift": 0,
+    "noise_prob": 0.0,
+    "noise_snr_db": (0.0, 20.0),
+    "speed_prob": 0.0,
+    "speed_range": (0.9, 1.1),
+}
+OFF_SPEC = {"freq_mask_param": 0, "time_mask_param": 0, "num_freq_masks": 0, "num_time_masks": 0}
+NOISE = {"noise_prob": 0.8, "noise_snr_db": (0.0, 20.0)}
+SPEED = {"speed_prob": 1.0, "speed_range": (0.9, 1.1)}
+TIME_SHIFT = {"time_shift_ms": 100.0, "max_shift": 1600}  # 100 ms at 16 kHz
+MASKS = {"freq_mask_param": 8, "time_mask_param": 11, "num_freq_masks": 2, "num_time_masks": 2}
+PRESETS = {
+    "none": ({}, {}),
+    "noise": (NOISE, {}),
+    "speed": (SPEED, {}),
+    "time_shift": (TIME_SHIFT, {}),
+    "specaugment": ({}, MASKS),
+    "all": ({**NOISE, **SPEED, **TIME_SHIFT}, MASKS),
+}
+
+
+def augmentation_config(*overrides: str) -> DictConfig:
+    """The ``augmentation`` node of the composed run config with ``overrides``."""
+    return compose_config("config", list(overrides)).augmentation
+
+
+def test_the_presets_table_covers_every_file_of_the_group() -> None:
+    assert sorted(PRESETS) == choices("augmentation")
+
+
 @pytest.mark.parametrize("preset", choices("augmentation"))
-def test_every_preset_builds_both_modules_from_its_keys(preset: str) -> None:
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIG_DIR / "augmentation"), version_base="1.3"):
-        settings = compose(config_name=preset)
-    known = set(inspect.signature(WaveformAugmentation).parameters) | set(
-        inspect.signature(SpecAugment).parameters
+def test_every_preset_builds_both_modules_with_its_values(preset: str) -> None:
+    config = augmentation_config(f"augmentation={preset}")
+    assert set(config) == {"waveform", "spec_augment"}
+
+    partial = instantiate(config.waveform)
+    waveform = partial(sample_rate=SAMPLE_RATE)
+    spec = instantiate(config.spec_augment)
+
+    assert isinstance(waveform, WaveformAugmentation) and isinstance(spec, SpecAugment)
+    assert waveform.sample_rate == SAMPLE_RATE
+    waveform_values, spec_values = PRESETS[preset]
+    expected_waveform, expected_spec = {**OFF_WAVEFORM, **waveform_values}, {**OFF_SPEC, **spec_values}
+    assert {key: getattr(waveform, key) for key in expected_waveform} == expected_waveform
+    assert {key: getattr(spec, key) for key in expected_spec} == expected_spec
+    assert waveform.enabled == bool(waveform_values) and spec.enabled == bool(spec_values)
+
+
+def test_the_waveform_partial_is_completed_with_the_sample_rate() -> None:
+    partial = instantiate(augmentation_config("augmentation=time_shift").waveform)
+    assert partial(sample_rate=8000).max_shift == 800
+    assert partial(sample_rate=SAMPLE_RATE).max_shift == 1600
+
+
+@pytest.mark.parametrize("preset", choices("augmentation"))
+def test_an_unknown_key_is_an_error_not_silently_dropped(preset: str) -> None:
+    config = augmentation_config(
+        f"augmentation={preset}",
+        "+augmentation.waveform.tim_shift_ms=100",
+        "+augmentation.spec_augment.freq_mask_parm=8",
     )
-    assert set(settings) <= known, f"unknown keys in conf/augmentation/{preset}.yaml"
-    waveform = WaveformAugmentation.from_config(settings, sample_rate=SAMPLE_RATE)
-    spec = SpecAugment.from_config(OmegaConf.to_container(settings))
-    assert (waveform.enabled or spec.enabled) == (preset != "none")
+    with pytest.raises((TypeError, InstantiationException), match="tim_shift_ms"):
+        instantiate(config.waveform)(sample_rate=SAMPLE_RATE)
+    with pytest.raises((TypeError, InstantiationException), match="freq_mask_parm"):
+        instantiate(config.spec_augment)
+
+
+def test_an_impossible_value_names_its_config_key() -> None:
+    config = augmentation_config(
+        "augmentation=all",
+        "augmentation.waveform.noise_prob=1.5",
+        "augmentation.spec_augment.num_time_masks=-1",
+    )
+    with pytest.raises(ValueError, match=r"augmentation\.waveform\.noise_prob must be a probability"):
+        instantiate(config.waveform)(sample_rate=SAMPLE_RATE)
+    with pytest.raises(InstantiationException, match=r"augmentation\.spec_augment\.num_time_masks must be"):
+        instantiate(config.spec_augment)

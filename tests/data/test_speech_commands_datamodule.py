@@ -8,6 +8,7 @@ import pickle
 import tarfile
 import urllib.error
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -15,12 +16,15 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import RandomSampler, SequentialSampler
 
 import src.data.speech_commands.datamodule as speech_commands
+from src.data.base import TaskDataModule
 from src.data.common.audio import AudioDecodeError, fit_length, read_clip
+from src.data.common.augmentation import WaveformAugmentation
 from src.data.common.clip_cache import lengths_file
 from src.data.speech_commands.corpus import CORE_WORDS, WORDS
 from src.data.speech_commands.datamodule import SpeechCommandsDataModule
@@ -87,9 +91,10 @@ def root_of(corpus_dir: Path) -> Path:
 
 def test_properties_available_before_setup(tmp_path: Path) -> None:
     dm = SpeechCommandsDataModule(str(tmp_path / "nowhere"), words=["no", "yes", "up"], clip_seconds=0.5)
+    assert isinstance(dm, TaskDataModule)
     assert dm.num_classes == 3
-    assert dm.class_names == ["no", "yes", "up"]
-    assert dm.clip_samples == 8000
+    assert dm.class_names == ["no", "yes", "up"] == dm.label_names
+    assert dm.clip_samples == 8000 == dm.example_samples
     assert dm.sample_rate == 16000
     assert dm.cache_dir == tmp_path / "nowhere" / ".cache"
 
@@ -440,6 +445,7 @@ def test_multiclass_tasks_have_their_label_sets_and_clips_of_every_word(
     datamodule = instantiate(make_config(f"data={task}").data)
     expected = list(CORE_WORDS[:10]) if task == "kws10" else sorted(WORDS)
     assert datamodule.class_names == expected and datamodule.num_classes == len(expected)
+    assert datamodule.label_names == expected and datamodule.example_samples == 16000
     datamodule.prepare_data()
     datamodule.setup("fit")
     assert {name.split("/", 1)[0] for name in datamodule.files("train")} == set(expected)
@@ -457,7 +463,7 @@ def _long_noise(corpus: Path, seconds: float = 10.0) -> torch.Tensor:
 def test_silence_and_unknown_follow_the_reference_rule(corpus: Path) -> None:
     noise = _long_noise(corpus)
     dm = make_dm(root_of(corpus), words=["yes", "no"], silence_percentage=30, unknown_percentage=50)
-    assert dm.class_names == ["yes", "no", "_silence_", "_unknown_"]
+    assert dm.class_names == ["yes", "no", "_silence_", "_unknown_"] == dm.label_names
     dm.setup()
     lists = {"val": "validation_list.txt", "test": "testing_list.txt"}
     for split, known in (("train", 8), ("val", 4), ("test", 4)):
@@ -566,7 +572,9 @@ def test_kws12_on_the_real_sample_cuts_real_background_noise(tmp_path: Path) -> 
 
 def test_augmentation_changes_training_batches_only(corpus: Path) -> None:
     _long_noise(corpus)
-    dm = make_dm(root_of(corpus), augmentation={"noise_prob": 1.0, "time_shift_ms": 20, "freq_mask_param": 5})
+    augmentation = partial(WaveformAugmentation, noise_prob=1.0, time_shift_ms=20)
+    dm = make_dm(root_of(corpus), augmentation=augmentation)
+    assert dm.augmentation.sample_rate == SAMPLE_RATE and dm.augmentation.max_shift == 320
     dm.setup()
     noise = dm.augmentation.noise
     assert len(noise) == round(0.8 * 10 * SAMPLE_RATE)  # only the training part of the recording
@@ -578,6 +586,30 @@ def test_augmentation_changes_training_batches_only(corpus: Path) -> None:
         assert (not torch.equal(waves, batch[0])) == changed
     dm.trainer = None
     assert dm.on_after_batch_transfer(batch, 0) is batch
-    plain = make_dm(root_of(corpus))
-    plain.trainer = SimpleNamespace(training=True)
-    assert plain.on_after_batch_transfer(batch, 0) is batch
+    for plain in (make_dm(root_of(corpus)), make_dm(root_of(corpus), augmentation=None)):
+        assert isinstance(plain.augmentation, WaveformAugmentation) and not plain.augmentation.enabled
+        plain.trainer = SimpleNamespace(training=True)
+        assert plain.on_after_batch_transfer(batch, 0) is batch
+
+
+@pytest.mark.parametrize(
+    ("preset", "expected"),
+    [("none", {"noise_prob": 0.0, "max_shift": 0}), ("noise", {"noise_prob": 0.8, "max_shift": 0})],
+)
+def test_the_run_config_hands_its_waveform_augmentation_to_the_data_module(
+    make_config: Callable[..., DictConfig], preset: str, expected: dict[str, float]
+) -> None:
+    # ${augmentation.waveform} is a partial the data module completes with its own sample rate
+    config = make_config(f"augmentation={preset}")
+    datamodule = instantiate(config.data)
+    assert {key: getattr(datamodule.augmentation, key) for key in expected} == expected
+    resampled = instantiate(make_config("augmentation=time_shift", "data.sample_rate=8000").data)
+    assert resampled.augmentation.sample_rate == 8000 and resampled.augmentation.max_shift == 800
+
+
+def test_an_unknown_augmentation_key_fails_when_the_data_module_is_built(
+    make_config: Callable[..., DictConfig],
+) -> None:
+    config = make_config("augmentation=noise", "+augmentation.waveform.noise_probability=0.5")
+    with pytest.raises(InstantiationException, match="noise_probability"):
+        instantiate(config.data)

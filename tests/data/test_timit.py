@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile
 import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
 
+from src.data.base import TaskDataModule
+from src.data.common.augmentation import WaveformAugmentation
 from src.data.timit.corpus import ensure_generated_corpus
 from src.data.timit.datamodule import TimitAudioError, TimitDataModule
 from src.data.timit.phones import PHONE_SETS, fold
@@ -30,6 +35,7 @@ from src.data.timit.reader import (
     read_text,
     standard_splits,
 )
+from tests.conftest import compose_config
 
 TINY = {"num_train_speakers": 2, "num_dev_speakers": 1, "num_core_speakers": 1}
 PHONES = [(0, 1000, "h#"), (1000, 1800, "sh"), (1800, 2600, "iy"), (2600, 3000, "q"), (3000, 4000, "h#")]
@@ -197,7 +203,8 @@ def test_batches_match_the_phn_files(generated_root: Path, num_phones: int) -> N
     datamodule = make_datamodule(generated_root, phones=num_phones, batch_size=3)
     datamodule.setup("fit")
     datamodule.setup("test")
-    assert datamodule.phones == list(PHONE_SETS[num_phones]) and datamodule.sample_rate == 16000
+    assert datamodule.phones == list(PHONE_SETS[num_phones]) == datamodule.label_names
+    assert datamodule.sample_rate == 16000 == datamodule.example_samples
     assert {split: len(datamodule.files(split)) for split in ("train", "val", "test")} == {
         "train": 16,
         "val": 8,
@@ -243,6 +250,7 @@ def test_resampling_and_cache_reuse(generated_root: Path, caplog: pytest.LogCapt
     native = make_datamodule(generated_root)
     native.setup("validate")
     resampled = make_datamodule(generated_root, sample_rate=8000)
+    assert resampled.example_samples == resampled.sample_rate == 8000  # one second, the unit of its MACs
     resampled.setup("validate")
     native_wave, native_targets = native.val_dataloader().dataset[0]
     wave, targets = resampled.val_dataloader().dataset[0]
@@ -307,6 +315,37 @@ def test_invalid_arguments_name_the_key(tmp_path: Path) -> None:
         TimitDataModule(tmp_path, phones=40)
     with pytest.raises(ValueError, match=r"data\.corpus must be one of"):
         TimitDataModule(tmp_path, corpus="librispeech")
+    # the run always passes its augmentation partial; the rate is still named as the data's key
+    with pytest.raises(ValueError, match=r"data\.sample_rate must be a positive integer"):
+        TimitDataModule(tmp_path, sample_rate=0, augmentation=partial(WaveformAugmentation))
     datamodule = TimitDataModule(tmp_path)
     with pytest.raises(FileNotFoundError, match="Run prepare_data"):
         datamodule.setup("fit")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"noise_prob": 0.8}, {"time_shift_ms": 100}, {"speed_prob": 1.0}],
+    ids=lambda s: next(iter(s)),
+)
+def test_enabled_waveform_augmentation_is_refused_naming_the_setting(tmp_path: Path, settings: dict) -> None:
+    with pytest.raises(ValueError, match=r"data=timit has no waveform augmentation.*use augmentation=none"):
+        TimitDataModule(tmp_path, augmentation=partial(WaveformAugmentation, **settings))
+
+
+def test_disabled_waveform_augmentation_is_accepted(tmp_path: Path) -> None:
+    for augmentation in (None, partial(WaveformAugmentation), partial(WaveformAugmentation, noise_prob=0.0)):
+        datamodule = TimitDataModule(tmp_path, augmentation=augmentation)
+        assert isinstance(datamodule, TaskDataModule) and datamodule.label_names == list(PHONE_SETS[61])
+
+
+@pytest.mark.parametrize(("preset", "refused"), [("none", False), ("specaugment", False), ("noise", True)])
+def test_the_run_config_refuses_waveform_augmentation_for_timit(
+    tmp_path: Path, preset: str, refused: bool
+) -> None:
+    config = compose_config("config", ["data=timit", f"paths.root_dir={tmp_path}", f"augmentation={preset}"])
+    if refused:
+        with pytest.raises(InstantiationException, match=r"augmentation=none"):
+            instantiate(config.data)
+    else:
+        assert isinstance(instantiate(config.data), TimitDataModule)

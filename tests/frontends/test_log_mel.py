@@ -1,4 +1,8 @@
-"""LogMelFilterBanks against torchaudio's MelSpectrogram, at torch's default allclose tolerances."""
+"""LogMelFilterBanks against torchaudio's MelSpectrogram, at torch's default allclose tolerances.
+
+The computation under test is ``features(x)``; ``forward`` (the frontend contract, tested in
+``test_base.py``) returns it with the frame lengths, and ``frontend(x)[0]`` is the same tensor.
+"""
 
 from __future__ import annotations
 
@@ -52,7 +56,8 @@ def test_seed_snippet_matches_torchaudio(num_samples: int) -> None:
     signal = speech_like_signal(num_samples)
 
     melspec = torchaudio.transforms.MelSpectrogram(hop_length=160, n_mels=80)(signal)
-    logmelbanks = LogMelFilterBanks()(signal)
+    logmelbanks, lengths = LogMelFilterBanks()(signal)
+    assert lengths.tolist() == [logmelbanks.shape[-1]]
     assert torch.log(melspec + 1e-6).shape == logmelbanks.shape
     assert torch.allclose(torch.log(melspec + 1e-6), logmelbanks)
 
@@ -71,7 +76,7 @@ def test_real_speech_commands_clips_match_torchaudio() -> None:
         assert sample_rate == SAMPLE_RATE, clip
         signal = torch.from_numpy(audio).unsqueeze(0)
         expected = torch.log(reference(signal) + 1e-6)
-        actual = ours(signal)
+        actual = ours.features(signal)
         if expected.shape != actual.shape or not torch.allclose(expected, actual):
             mismatches.append(clip.relative_to(REAL_SAMPLE).as_posix())
     assert mismatches == []
@@ -101,7 +106,7 @@ def test_configurations_match_torchaudio(config: dict[str, object]) -> None:
     frontend = LogMelFilterBanks(**config)
 
     expected = torchaudio_log_mel(signal, **config)
-    actual = frontend(signal)
+    actual = frontend.features(signal)
 
     assert actual.shape == expected.shape == (1, frontend.n_mels, frontend.num_frames(signal.shape[-1]))
     assert torch.allclose(expected, actual)
@@ -111,11 +116,11 @@ def test_batch_matches_rows_and_torchaudio() -> None:
     batch = torch.cat([speech_like_signal(seed=seed) * (seed + 1) for seed in range(4)])
     frontend = LogMelFilterBanks()
 
-    actual = frontend(batch)
+    actual = frontend.features(batch)
 
     assert actual.shape == (4, 80, 101)
     for row in range(batch.shape[0]):
-        assert torch.allclose(actual[row], frontend(batch[row : row + 1])[0])
+        assert torch.allclose(actual[row], frontend.features(batch[row : row + 1])[0])
     assert torch.allclose(actual, torchaudio_log_mel(batch, hop_length=160, n_mels=80))
 
 
@@ -123,7 +128,7 @@ def test_gradient_matches_torchaudio() -> None:
     ours_input = speech_like_signal().requires_grad_()
     reference_input = ours_input.detach().clone().requires_grad_()
 
-    LogMelFilterBanks()(ours_input).sum().backward()
+    LogMelFilterBanks()(ours_input)[0].sum().backward()
     torchaudio_log_mel(reference_input, hop_length=160, n_mels=80).sum().backward()
 
     assert torch.allclose(ours_input.grad, reference_input.grad)
@@ -132,6 +137,8 @@ def test_gradient_matches_torchaudio() -> None:
 def test_rejects_waveform_without_batch_dimension() -> None:
     with pytest.raises(ValueError, match=r"\(batch, time\)"):
         LogMelFilterBanks()(torch.zeros(SAMPLE_RATE))
+    with pytest.raises(ValueError, match=r"\(batch, time\)"):
+        LogMelFilterBanks().features(torch.zeros(SAMPLE_RATE))
 
 
 def test_window_and_filterbank_are_buffers() -> None:
@@ -153,7 +160,7 @@ def test_out_features_is_the_feature_dimension(n_mels: int) -> None:
     frontend = LogMelFilterBanks(n_mels=n_mels)
 
     assert frontend.out_features == n_mels
-    assert frontend(speech_like_signal()).shape[1] == frontend.out_features
+    assert frontend.features(speech_like_signal()).shape[1] == frontend.out_features
 
 
 def test_ptflops_plus_analytic_macs_is_the_total() -> None:
@@ -195,4 +202,4 @@ def test_matches_torchaudio_on_generated_corpus_clips(tiny_corpus_root: Path) ->
     for clip in clips[::5]:
         samples, _ = sf.read(clip, dtype="float32")
         signal = torch.from_numpy(samples).unsqueeze(0)
-        assert torch.allclose(torch.log(reference(signal) + 1e-6), frontend(signal)), clip.name
+        assert torch.allclose(torch.log(reference(signal) + 1e-6), frontend.features(signal)), clip.name

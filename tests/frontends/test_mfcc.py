@@ -37,7 +37,7 @@ def test_matches_torchaudio_mfcc_with_log_mels(n_mfcc: int, config: dict[str, ob
     frontend = MFCC(n_mfcc=n_mfcc, **config)
 
     expected = reference(signal)
-    actual = frontend(signal)
+    actual = frontend.features(signal)
 
     assert actual.shape == expected.shape == (2, n_mfcc, frontend.num_frames(signal.shape[-1]))
     assert torch.allclose(actual, expected)
@@ -45,13 +45,13 @@ def test_matches_torchaudio_mfcc_with_log_mels(n_mfcc: int, config: dict[str, ob
 
 def test_first_coefficients_are_the_orthonormal_dct_of_the_log_mel() -> None:
     signal = speech_like_signal()
-    log_mel = LogMelFilterBanks(n_mels=40)(signal).double()
+    log_mel = LogMelFilterBanks(n_mels=40).features(signal).double()
     n = torch.arange(40, dtype=torch.float64)
     # DCT-II, orthonormal: c_0 = sum / sqrt(N); c_1 = sqrt(2 / N) sum x_n cos(pi (n + 0.5) / N)
     c0 = log_mel.sum(dim=1) / 40**0.5
     c1 = (2 / 40) ** 0.5 * (log_mel * torch.cos(torch.pi * (n + 0.5) / 40)[:, None]).sum(dim=1)
 
-    mfcc = MFCC(n_mfcc=2, n_mels=40)(signal).double()
+    mfcc = MFCC(n_mfcc=2, n_mels=40).features(signal).double()
 
     assert torch.allclose(mfcc[:, 0], c0, atol=1e-4, rtol=0)  # float32 sums of 40 values of |x| < 20
     assert torch.allclose(mfcc[:, 1], c1, atol=1e-4, rtol=0)
@@ -60,7 +60,7 @@ def test_first_coefficients_are_the_orthonormal_dct_of_the_log_mel() -> None:
 def test_out_features_frames_and_buffers() -> None:
     frontend = MFCC(n_mfcc=20, n_mels=40)
 
-    assert frontend.out_features == 20 == frontend(speech_like_signal()).shape[1]
+    assert frontend.out_features == 20 == frontend.features(speech_like_signal()).shape[1]
     assert frontend.num_frames(16000) == 101
     assert list(frontend.parameters()) == []
     assert frontend.state_dict()["dct_mat"].shape == (40, 20)

@@ -110,10 +110,10 @@ def test_gradients_reach_only_unmasked_features() -> None:
 @pytest.mark.parametrize(
     ("settings", "key"),
     [
-        ({"freq_mask_param": -1}, "augmentation.freq_mask_param"),
-        ({"time_mask_param": 2.5}, "augmentation.time_mask_param"),
-        ({"num_freq_masks": -2}, "augmentation.num_freq_masks"),
-        ({"num_time_masks": True}, "augmentation.num_time_masks"),
+        ({"freq_mask_param": -1}, "augmentation.spec_augment.freq_mask_param"),
+        ({"time_mask_param": 2.5}, "augmentation.spec_augment.time_mask_param"),
+        ({"num_freq_masks": -2}, "augmentation.spec_augment.num_freq_masks"),
+        ({"num_time_masks": True}, "augmentation.spec_augment.num_time_masks"),
     ],
 )
 def test_bad_settings_name_their_key(settings: dict, key: str) -> None:
@@ -122,9 +122,10 @@ def test_bad_settings_name_their_key(settings: dict, key: str) -> None:
 
 
 def test_masks_wider_than_the_features_and_wrong_shapes_are_refused() -> None:
-    with pytest.raises(ValueError, match=r"augmentation\.freq_mask_param \(41\) exceeds the 40"):
+    prefix = r"augmentation\.spec_augment\."
+    with pytest.raises(ValueError, match=prefix + r"freq_mask_param \(41\) exceeds the 40"):
         SpecAugment(freq_mask_param=41)(log_mel_like(2))
-    with pytest.raises(ValueError, match=r"augmentation\.time_mask_param \(200\) exceeds the 101"):
+    with pytest.raises(ValueError, match=prefix + r"time_mask_param \(200\) exceeds the 101"):
         SpecAugment(time_mask_param=200)(log_mel_like(2))
     with pytest.raises(ValueError, match=r"\(batch, features, frames\)"):
         SpecAugment(freq_mask_param=4)(log_mel_like(2)[0])

@@ -77,7 +77,7 @@ def float64_default() -> Iterator[None]:
 def sgd_step(frontend: nn.Module, signal: torch.Tensor, lr: float = 1e-3) -> None:
     """One SGD step on the sum of the features."""
     optimizer = torch.optim.SGD(frontend.parameters(), lr=lr)
-    frontend(signal).sum().backward()
+    frontend.features(signal).sum().backward()
     optimizer.step()
 
 
@@ -91,11 +91,11 @@ def test_every_setting_matches_log_mel_filterbanks_at_init(
 ) -> None:
     config = {**stft, "n_mels": n_mels, "hop_length": hop_length}
     signal = chirp_and_noise()
-    expected = LogMelFilterBanks(**config)(signal)
+    expected = LogMelFilterBanks(**config).features(signal)
 
     for setting, flags in SETTINGS.items():
         frontend = TrainableLogMel(**config, **flags)
-        actual = frontend(signal)
+        actual = frontend.features(signal)
 
         assert actual.shape == expected.shape == (2, n_mels, frontend.num_frames(SAMPLE_RATE)), setting
         difference = float((actual - expected).abs().max().detach())
@@ -124,7 +124,8 @@ def test_float64_matches_log_mel_filterbanks_to_rounding(
 
     spec, expected_spec = frontend.spectrogram(signal), reference.spectrogram(signal)
     assert torch.allclose(spec, expected_spec, atol=LOG_ATOL_FLOAT64 * float(expected_spec.max()), rtol=0)
-    assert torch.allclose(frontend(signal), reference(signal), atol=LOG_ATOL_FLOAT64, rtol=0)
+    actual, expected = frontend.features(signal), reference.features(signal)
+    assert torch.allclose(actual, expected, atol=LOG_ATOL_FLOAT64, rtol=0)
 
 
 @pytest.mark.parametrize(
@@ -236,7 +237,7 @@ def test_gradients_are_finite_and_reach_the_trainable_tensors_even_on_silence(
     # row 0 is digital silence: |z| = 0 there, where d sqrt(re² + im²) is infinite (nnAudio's NaN)
     signal = torch.cat([torch.zeros(1, SAMPLE_RATE), chirp_and_noise()[:1]]).requires_grad_()
 
-    frontend(signal).sum().backward()
+    frontend(signal)[0].sum().backward()
 
     assert torch.isfinite(signal.grad).all()
     for name, parameter in frontend.named_parameters():
@@ -245,7 +246,7 @@ def test_gradients_are_finite_and_reach_the_trainable_tensors_even_on_silence(
         assert parameter.grad.abs().sum() > 0, name
 
     frontend.zero_grad()
-    frontend(torch.zeros(2, SAMPLE_RATE)).sum().backward()  # silence alone
+    frontend(torch.zeros(2, SAMPLE_RATE))[0].sum().backward()  # silence alone
     for name, parameter in frontend.named_parameters():
         assert torch.isfinite(parameter.grad).all(), name
 
@@ -261,7 +262,7 @@ def test_maskout_zeroes_its_bins_and_keeps_gradients_of_the_others() -> None:
     assert torch.equal(spec[:, 60:], unmasked.spectrogram(signal)[:, 60:])
     assert frontend.freq_mask.sum() == 201 - 40
 
-    frontend(signal).sum().backward()  # no in-place write on a tensor autograd needs
+    frontend.features(signal).sum().backward()  # no in-place write on a tensor autograd needs
 
     # bins 0 and 200 (0 Hz, 8 kHz) get no gradient anyway: the mel filters weigh them 0 and their sine
     # kernels are 0; every other unmasked bin does
@@ -324,7 +325,8 @@ def test_random_mel_is_seeded_nonnegative_and_not_triangular() -> None:
     assert (filters - triangular).abs().max() > 0.5
     assert torch.equal(first.mel_fbanks_init, filters)  # the distance is measured from the random start
     signal = chirp_and_noise()
-    assert not torch.allclose(first(signal), LogMelFilterBanks(n_fft=400, n_mels=40)(signal), atol=1.0)
+    reference = LogMelFilterBanks(n_fft=400, n_mels=40).features(signal)
+    assert not torch.allclose(first.features(signal), reference, atol=1.0)
 
 
 def test_random_mel_needs_the_matrix_filterbank() -> None:
@@ -389,22 +391,22 @@ def test_num_frames_matches_the_output() -> None:
     for center in (True, False):
         frontend = TrainableLogMel(n_fft=512, win_length=480, hop_length=128, n_mels=40, center=center)
         for num_samples in (4000, 12345):
-            frames = frontend(torch.zeros(1, num_samples)).shape[-1]
+            frames = frontend.features(torch.zeros(1, num_samples)).shape[-1]
             assert frames == frontend.num_frames(num_samples)
     assert TrainableLogMel(n_fft=16, hop_length=4, n_mels=3, center=False).analytic_macs(40) == 7 * 18
 
 
 def test_out_features_is_the_feature_dimension() -> None:
     frontend = TrainableLogMel(n_mels=40)
-    assert frontend.out_features == 40 == frontend(chirp_and_noise()).shape[1]
+    assert frontend.out_features == 40 == frontend.features(chirp_and_noise()).shape[1]
 
 
 def test_moves_to_float64_with_its_parameters_and_buffers() -> None:
     frontend = TrainableLogMel(n_fft=400, n_mels=40, trainable_stft=True, filterbank="parametric").double()
 
-    output = frontend(chirp_and_noise(dtype=torch.float64))
+    output, lengths = frontend(chirp_and_noise(dtype=torch.float64))
 
-    assert output.dtype == torch.float64
+    assert output.dtype == torch.float64 and lengths.dtype == torch.int64
     assert all(t.dtype == torch.float64 for t in [*frontend.parameters(), *frontend.buffers()])
 
 

@@ -77,8 +77,8 @@ class SpeechCommandsDataModule(SplitDataModule):
         pin_memory: Pin batches in page-locked memory.
         generator: Keyword arguments for ``ensure_generated_corpus`` (``corpus="generated"`` only).
         cache_dir: Where the decoded-clip caches go; default ``<root>/.cache``.
-        augmentation: :class:`~src.data.common.augmentation.WaveformAugmentation` or a partial of it
-            (``augmentation.waveform`` with ``_partial_: true``), completed with ``sample_rate`` and applied
+        augmentation: A partial of :class:`~src.data.common.augmentation.WaveformAugmentation` (the run's
+            ``augmentation.waveform``, ``_partial_: true``), completed here with ``sample_rate`` and applied
             to training batches only, after they reach the training device; noise comes from the training
             part of ``_background_noise_``. ``None``: none.
     """

@@ -158,17 +158,18 @@ class TimitDataModule(SplitDataModule):
         augmentation: Callable[..., WaveformAugmentation] | None = None,
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
-        if augmentation is not None and augmentation(sample_rate=sample_rate).enabled:
-            raise ValueError(
-                "data=timit has no waveform augmentation (time shift, noise and speed are keyword-clip "
-                "augmentations): use augmentation=none, or augmentation=specaugment for feature masking"
-            )
         if corpus not in CORPORA:
             raise ValueError(f"data.corpus must be one of {list(CORPORA)}, got {corpus!r}")
         if phones not in PHONE_SETS:
             raise ValueError(f"data.phones must be 61, 48 or 39 (the TIMIT phone sets), got {phones!r}")
         if not isinstance(sample_rate, int) or sample_rate <= 0:
             raise ValueError(f"data.sample_rate must be a positive integer (Hz), got {sample_rate!r}")
+        # after data.sample_rate is checked: the partial would reject a bad rate without naming the key
+        if augmentation is not None and augmentation(sample_rate=sample_rate).enabled:
+            raise ValueError(
+                "data=timit has no waveform augmentation (time shift, noise and speed are keyword-clip "
+                "augmentations): use augmentation=none, or augmentation=specaugment for feature masking"
+            )
         if generator and corpus != "generated":
             log.info("data.generator is ignored with data.corpus=%s", corpus)
         self.save_hyperparameters(ignore=["augmentation"], logger=False)
