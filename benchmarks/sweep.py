@@ -1,4 +1,5 @@
-"""Where a sweep job's training epoch goes: data loading, frontend, backbone, and Lightning around them.
+"""Where a sweep job's training epoch goes: data loading, frontend, backbone (encoder and head), and
+Lightning around them.
 
     python -m benchmarks.sweep [--groups 1 16] [--n-mels 20] [--epochs 3]     (from the repository root)
 
@@ -8,7 +9,8 @@ same run and on the same batches:
 
 - data: iterating the training DataLoader only;
 - frontend: the frontend's forward on every batch (it has no trainable parameters);
-- backbone: forward, backward and optimiser step of the backbone on precomputed features;
+- backbone: forward, backward and optimiser step of the encoder and the task's head on precomputed
+  features (the task's cross-entropy);
 - Lightning epoch: ``Trainer.fit`` for one epoch without validation, as ``train/epoch_time_s`` measures.
 
 It prints each part's median seconds (over ``--epochs`` epochs) and its share of the Lightning epoch,
@@ -34,7 +36,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src.training import build_model
+from src.training import build_task
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,19 +76,23 @@ def median_seconds(run_epoch: Callable[[], None], epochs: int) -> float:
 def measure(cfg: DictConfig, epochs: int) -> tuple[dict[str, float], dict[str, int]]:
     """Median seconds of each part of one training epoch, and the model's complexity per clip."""
     L.seed_everything(cfg.seed)
+    # The groups the task is built from (paths and Hydra's runtime are not needed, nor resolvable here).
     run_config = {
         group: OmegaConf.to_container(cfg[group], resolve=True)
-        for group in ("frontend", "model", "optimizer", "scheduler")
+        for group in ("task", "frontend", "model", "optimizer", "scheduler")
     }
     datamodule = instantiate(cfg.data, _convert_="all")
     datamodule.prepare_data()
     datamodule.setup("fit")
-    model = build_model(run_config, datamodule.class_names, datamodule.clip_samples)
+    model = build_task(run_config, datamodule)
     loader = datamodule.train_dataloader()
     batches = list(loader)
     with torch.no_grad():
-        features = [(model.frontend(waves), labels) for waves, labels in batches]
-    optimizer = instantiate(cfg.optimizer)(model.backbone.parameters())
+        features = [(model.frontend(waves, lengths), labels) for waves, lengths, labels in batches]
+    settings = dict(run_config["optimizer"])
+    settings.pop("frontend_lr", None)  # the frontend is not trained here
+    backbone_parameters = [*model.encoder.parameters(), *model.head.parameters()]
+    optimizer = instantiate(settings)(backbone_parameters)
 
     def data() -> None:
         for _ in loader:
@@ -94,13 +100,14 @@ def measure(cfg: DictConfig, epochs: int) -> tuple[dict[str, float], dict[str, i
 
     def frontend() -> None:
         with torch.no_grad():
-            for waves, _ in batches:
-                model.frontend(waves)
+            for waves, lengths, _ in batches:
+                model.frontend(waves, lengths)
 
     def backbone() -> None:
-        for feats, labels in features:
+        for (feats, frame_lengths), labels in features:
             optimizer.zero_grad()
-            torch.nn.functional.cross_entropy(model.backbone(feats), labels).backward()
+            logits = model.head(*model.encoder(feats, frame_lengths))
+            torch.nn.functional.cross_entropy(logits, labels).backward()
             optimizer.step()
 
     def lightning_epoch() -> None:
@@ -122,7 +129,7 @@ def measure(cfg: DictConfig, epochs: int) -> tuple[dict[str, float], dict[str, i
         "backbone": median_seconds(backbone, epochs),
         "Lightning epoch": median_seconds(lightning_epoch, epochs),
     }
-    return parts, model.complexity(datamodule.clip_samples)
+    return parts, model.complexity(datamodule.example_samples)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,7 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, open_dict
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from src.data.speech_commands.corpus import ensure_generated_corpus
 from src.data.timit.corpus import ensure_generated_corpus as ensure_timit_corpus
@@ -59,13 +60,17 @@ def tiny_corpus_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-def compose_config(config_name: str, overrides: list[str]) -> DictConfig:
+def compose_config(config_name: str, overrides: list[str], mode: RunMode = RunMode.RUN) -> DictConfig:
     """Compose ``conf/<config_name>.yaml`` as Hydra would, with Hydra's runtime values set so
-    ``${hydra:...}`` interpolations resolve; the ``hydra`` node itself is removed."""
+    ``${hydra:...}`` interpolations resolve, as a job of a single run or (``mode=RunMode.MULTIRUN``) of a
+    sweep; the ``hydra`` node itself is removed."""
     register_resolvers()
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name=config_name, overrides=overrides, return_hydra_config=True)
+    cfg.hydra.mode = mode
+    if mode == RunMode.MULTIRUN:
+        cfg.hydra.job.num = 0  # the launcher numbers a sweep's jobs
     HydraConfig.instance().set_config(cfg)
     with open_dict(cfg):
         del cfg["hydra"]
@@ -80,9 +85,22 @@ def tiny_timit_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
+def experiment_choice(experiment: str, group: str = "data") -> str | None:
+    """The ``group`` choice (e.g. ``data``) of ``conf/experiment/<experiment>.yaml``, or of the experiment
+    files it extends (the last one listed wins); ``None`` when none makes one."""
+    chosen = None
+    for entry in OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml").get("defaults", []):
+        if isinstance(entry, str) and entry != "_self_":
+            chosen = experiment_choice(entry, group) or chosen
+        elif OmegaConf.is_dict(entry) and f"override /{group}" in entry:
+            chosen = entry[f"override /{group}"]
+    return chosen
+
+
 def uses_timit(overrides: Sequence[str]) -> bool:
-    """Whether ``overrides`` select the TIMIT data (directly or through its experiment)."""
-    return any(override in ("data=timit", "experiment=timit_trainable_settings") for override in overrides)
+    """Whether ``overrides`` select the TIMIT data (directly, or through an experiment file)."""
+    experiments = [o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")]
+    return "data=timit" in overrides or any(experiment_choice(name) == "timit" for name in experiments)
 
 
 def tiny_data(corpus_root: Path, overrides: Sequence[str]) -> list[str]:
@@ -103,16 +121,20 @@ def tiny_data_overrides(overrides: Sequence[str], request: pytest.FixtureRequest
 
 @pytest.fixture
 def make_config(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., DictConfig]:
-    """``make_config(*overrides, config_name="config", run="run", trainer="fast_dev_run")``: a
-    config on the tiny corpus (keyword or TIMIT, as the overrides ask) whose outputs go to
-    ``tmp_path/<run>``."""
+    """``make_config(*overrides, config_name="config", run="run", trainer="fast_dev_run",
+    mode=RunMode.RUN)``: a config on the tiny corpus (keyword or TIMIT, as the overrides ask) whose
+    outputs go to ``tmp_path/<run>``, composed for a single run or a sweep job (``mode``)."""
 
     def make(
-        *overrides: str, config_name: str = "config", run: str = "run", trainer: str = "fast_dev_run"
+        *overrides: str,
+        config_name: str = "config",
+        run: str = "run",
+        trainer: str = "fast_dev_run",
+        mode: RunMode = RunMode.RUN,
     ) -> DictConfig:
         base = [f"paths.root_dir={tmp_path}", f"paths.output_dir={tmp_path / run}", f"trainer={trainer}"]
         if config_name == "config":
             base += tiny_data_overrides(overrides, request)
-        return compose_config(config_name, base + list(overrides))
+        return compose_config(config_name, base + list(overrides), mode=mode)
 
     return make

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import math
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,28 @@ def sweep_experiments() -> list[str]:
 
 
 def swept_values(experiment: str) -> dict[str, list[str]]:
-    params = OmegaConf.load(CONFIG_DIR / "experiment" / f"{experiment}.yaml").hydra.sweeper.params
-    return {key: [value.strip() for value in str(values).split(",")] for key, values in params.items()}
+    """The values of each key that ``experiment`` varies (with the experiment files it extends), but the
+    seeds: the swept columns of its table (a key given one value is fixed)."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    params = {
+        key: [value.strip() for value in str(values).split(",")]
+        for key, values in cfg.hydra.sweeper.params.items()
+        if key != "seed"
+    }
+    return {key: values for key, values in params.items() if len(values) > 1}
+
+
+def normalised(value: str) -> str:
+    """A swept value as it reads in the config or the table: ``3e-4`` and ``0.0003`` alike, booleans
+    (which Hydra writes as ``True``) and ``null`` in lower case."""
+    for parse in (int, float):
+        try:
+            return repr(parse(value))
+        except ValueError:
+            pass
+    return value.lower()
 
 
 def run_sweep(project_root: Path, corpus_root: Path, *overrides: str) -> subprocess.CompletedProcess:
@@ -58,15 +79,22 @@ def output(result: subprocess.CompletedProcess) -> str:
 @pytest.fixture(scope="module")
 def swept_project(
     tmp_path_factory: pytest.TempPathFactory, tiny_corpus_root: Path, tiny_timit_root: Path
-) -> Path:
-    """A project folder in which every sweep experiment ran with seeds 1 and 2."""
+) -> Callable[[str], Path]:
+    """``swept_project(experiment)``: the project folder in which ``experiment`` ran with seeds 1 and 2
+    (each sweep runs once, when first asked for)."""
     root = tmp_path_factory.mktemp("project")
-    for experiment in sweep_experiments():
-        override = f"experiment={experiment}"
-        corpus = tiny_timit_root if uses_timit([override]) else tiny_corpus_root
-        result = run_sweep(root, corpus, override, "seed=1,2")
-        assert result.returncode == 0, output(result)
-    return root
+    done: set[str] = set()
+
+    def swept(experiment: str) -> Path:
+        if experiment not in done:
+            override = f"experiment={experiment}"
+            corpus = tiny_timit_root if uses_timit([override]) else tiny_corpus_root
+            result = run_sweep(root, corpus, override, "seed=1,2")
+            assert result.returncode == 0, output(result)
+            done.add(experiment)
+        return root
+
+    return swept
 
 
 def test_the_committed_sweeps_are_experiment_files() -> None:
@@ -76,13 +104,15 @@ def test_the_committed_sweeps_are_experiment_files() -> None:
 
 
 @pytest.mark.parametrize("experiment", sweep_experiments())
-def test_every_sweep_experiment_is_aggregated_with_its_plots(swept_project: Path, experiment: str) -> None:
-    results = swept_project / "sweep_results" / experiment
+def test_every_sweep_experiment_is_aggregated_with_its_plots(
+    swept_project: Callable[[str], Path], experiment: str
+) -> None:
+    results = swept_project(experiment) / "sweep_results" / experiment
     rows = read_rows(results / "results.csv")
     swept = swept_values(experiment)
     assert len(rows) == math.prod(len(values) for values in swept.values())
     for key, values in swept.items():
-        assert sorted({row[key].lower() for row in rows}) == sorted(values)  # Hydra writes booleans as True
+        assert sorted({normalised(row[key]) for row in rows}) == sorted(map(normalised, values))
     assert all(row["status"] == "ok" and row["seeds"] == "1 2" and row["runs"] == "2" for row in rows)
     assert all(int(row["backbone_params"]) > 0 for row in rows)
     markdown = (results / "results.md").read_text()
@@ -111,16 +141,18 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(swept_project: Path
     assert "fast_dev_run" in markdown
 
 
-def test_report_gathers_setup_tables_plots_and_conclusions(swept_project: Path) -> None:
-    report_dir = swept_project / "report"
+def test_report_gathers_setup_tables_plots_and_conclusions(swept_project: Callable[[str], Path]) -> None:
+    for experiment in sweep_experiments():
+        project = swept_project(experiment)
+    report_dir = project / "report"
     result = run_python(
         "-m",
         "src.reporting.sweep_report",
         "--logs",
-        str(swept_project / "logs"),
+        str(project / "logs"),
         "--output",
         str(report_dir),
-        project_root=swept_project,
+        project_root=project,
         timeout=900,
     )
     assert result.returncode == 0, output(result)

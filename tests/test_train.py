@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import csv
 import json
+import math
+import re
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from hydra.types import RunMode
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
+from src.callbacks.run_config import CHECKPOINT_FORMAT, FORMAT_KEY
+from src.resolvers import worst_value
 from src.training import train
-from tests.conftest import TINY_CORPUS_SPEAKERS, choices, run_python
+from tests.conftest import TINY_CORPUS_SPEAKERS, choices, compose_config, run_python, tiny_data_overrides
 
 # A real but short fit: one epoch of a few batches, so checkpoints are written.
 SHORT_FIT = [
@@ -38,6 +44,14 @@ def run_script(script: str, *overrides: str, project_root: Path | None = None) -
     return result
 
 
+@pytest.fixture(scope="module")
+def short_fit(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The summary of one :data:`SHORT_FIT` of the default config (its checkpoints are written)."""
+    root = tmp_path_factory.mktemp("short_fit")
+    paths = [f"paths.root_dir={root}", f"paths.output_dir={root / 'run'}", "trainer=cpu"]
+    return train(compose_config("config", [*paths, *tiny_data_overrides([], request), *SHORT_FIT]))
+
+
 def test_fast_dev_run_trains_tests_and_writes_metrics(
     make_config: Callable[..., DictConfig], tmp_path: Path
 ) -> None:
@@ -50,17 +64,32 @@ def test_fast_dev_run_trains_tests_and_writes_metrics(
     assert metrics["test/loss"] > 0
     assert summary["corpus"] == "generated"
     assert "synthetic" in summary["corpus_note"]
+    assert (summary["task"], summary["test_metric"], summary["test_metric_mode"]) == (
+        "ClassificationTask",
+        "test/acc",
+        "max",
+    )
+    assert (summary["monitor"], summary["monitor_mode"], summary["best_metric"]) == (
+        "val/acc",
+        "max",
+        "val/acc_best",
+    )
+    assert summary["frontend_setting"] is None and summary["question"] is None
     complexity = summary["complexity"]
     assert complexity["complexity/frontend_params"] == 0
     assert complexity["complexity/frontend_macs"] > 0
-    assert complexity["complexity/backbone_params"] > 0
+    assert complexity["complexity/encoder_params"] > 0 and complexity["complexity/head_params"] > 0
+    assert complexity["complexity/backbone_params"] == (
+        complexity["complexity/encoder_params"] + complexity["complexity/head_params"]
+    )
     assert complexity["complexity/total_macs"] == (
         complexity["complexity/frontend_macs"] + complexity["complexity/backbone_macs"]
     )
 
 
-CLIP_MODELS = [model for model in choices("model") if not model.endswith("_ctc")]
-PER_FRAME_MODELS = [model for model in choices("model") if model.endswith("_ctc")]
+CLIP_MODELS = choices("model")
+# Every model but the one that collapses time serves CTC.
+PER_FRAME_MODELS = [model for model in choices("model") if model != "linear"]
 
 
 @pytest.mark.parametrize("frontend", choices("frontend"))
@@ -80,7 +109,13 @@ def test_every_phone_recognition_model_runs_fast_dev_run_on_timit(
 ) -> None:
     summary = train(make_config("data=timit", f"model={model}", "frontend=trainable"))
     assert summary["status"] == "ok"
+    assert (summary["task"], summary["monitor"], summary["monitor_mode"]) == (
+        "PhoneRecognitionTask",
+        "val/per",
+        "min",
+    )
     assert (summary["test_metric"], summary["best_metric"]) == ("test/per", "val/per_best")
+    assert summary["frontend_setting"] == "A"
     assert summary["metrics"]["test/per"] >= 0.0 and "test/acc" not in summary["metrics"]
     assert summary["split_sizes"] == {"train": 16, "val": 8, "test": 8}
     rows = list(csv.DictReader((tmp_path / "run" / "test_decodings.csv").open()))
@@ -93,7 +128,7 @@ def test_every_phone_recognition_model_runs_fast_dev_run_on_timit(
 def test_every_sequence_model_runs_every_keyword_task(
     make_config: Callable[..., DictConfig], data: str, model: str
 ) -> None:
-    summary = train(make_config(f"data={data}", f"model={model}", "standardize_features=true"))
+    summary = train(make_config(f"data={data}", f"model={model}", "task.standardize_features=true"))
     assert summary["status"] == "ok"
     assert 0.0 <= summary["metrics"]["test/macro_f1"] <= 1.0
 
@@ -101,7 +136,7 @@ def test_every_sequence_model_runs_every_keyword_task(
 @pytest.mark.parametrize(
     "overrides",
     [
-        ["data=kws12", "model=gru", "augmentation=all", "standardize_features=true"],
+        ["data=kws12", "model=gru", "augmentation=all", "task.standardize_features=true"],
         ["data=kws35", "model=crnn"],
     ],
     ids=["kws12-gru-augmented", "kws35-crnn"],
@@ -213,25 +248,26 @@ def test_last_checkpoint_follows_the_latest_epoch_not_the_best(
 
 
 def test_resume_continues_from_last_checkpoint(
-    make_config: Callable[..., DictConfig], tmp_path: Path
+    make_config: Callable[..., DictConfig], short_fit: dict[str, Any]
 ) -> None:
-    first = train(make_config(*SHORT_FIT, run="first", trainer="cpu"))
-    last = Path(first["last_checkpoint"])
+    last = Path(short_fit["last_checkpoint"])
     assert last.name == "last.ckpt" and last.is_file()
     resumed = train(
         make_config(*SHORT_FIT[1:], "trainer.max_epochs=2", f"ckpt_path={last}", run="resumed", trainer="cpu")
     )
-    assert first["epochs_completed"] == 1
+    assert short_fit["epochs_completed"] == 1
     assert resumed["epochs_completed"] == 2
     assert len(resumed["epoch_times_s"]) == 1, "the resumed run must train only the missing epoch"
     with pytest.raises(ValueError, match=r"frontend\.n_mels=40 \(asked for 20\)"):
         train(make_config(f"ckpt_path={last}", "frontend.n_mels=20", run="mismatch"))
+    with pytest.raises(ValueError, match=r"task\.standardize_features=False \(asked for True\)"):
+        train(make_config(f"ckpt_path={last}", "task.standardize_features=true", run="mismatch"))
 
 
 def test_test_py_evaluates_a_checkpoint_with_its_saved_config(
-    make_config: Callable[..., DictConfig], tmp_path: Path
+    short_fit: dict[str, Any], tmp_path: Path
 ) -> None:
-    fitted = train(make_config(*SHORT_FIT, trainer="cpu"))
+    fitted = short_fit
     best = fitted["best_checkpoint"]
     run_script(
         "test.py",
@@ -241,6 +277,7 @@ def test_test_py_evaluates_a_checkpoint_with_its_saved_config(
         f"hydra.run.dir={tmp_path / 'evaluation'}",
     )
     evaluated = read_metrics(tmp_path / "evaluation")
+    assert (evaluated["test_metric"], evaluated["test_metric_mode"]) == ("test/acc", "max")
     assert evaluated["metrics"]["test/acc"] == fitted["metrics"]["test/acc"]
     assert evaluated["metrics"]["test/loss"] == pytest.approx(fitted["metrics"]["test/loss"], rel=1e-6)
     assert evaluated["corpus"] == "generated"
@@ -258,6 +295,71 @@ def test_test_py_evaluates_a_checkpoint_with_its_saved_config(
         evaluated["metrics"]["test/acc"]
     )
     assert (folder / "confusion_matrix.png").is_file()
+
+
+def without_format_key(checkpoint: str, destination: Path) -> Path:
+    """A copy of ``checkpoint`` as the code before tasks as configuration wrote it: no format key."""
+    content = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    assert content[FORMAT_KEY] == CHECKPOINT_FORMAT
+    del content[FORMAT_KEY]
+    torch.save(content, destination)
+    return destination
+
+
+def test_test_py_refuses_a_checkpoint_of_the_older_format(short_fit: dict[str, Any], tmp_path: Path) -> None:
+    old = without_format_key(short_fit["best_checkpoint"], tmp_path / "old.ckpt")
+    result = run_python(
+        "test.py", f"ckpt_path={old}", "trainer=cpu", f"hydra.run.dir={tmp_path / 'evaluation'}", timeout=600
+    )
+    assert result.returncode != 0
+    assert f"{old} predates tasks as configuration (checkpoint format 1, this code reads 2)" in result.stderr
+    assert not (tmp_path / "evaluation" / "metrics.json").exists()
+
+
+def test_train_refuses_to_resume_from_a_checkpoint_of_the_older_format(
+    make_config: Callable[..., DictConfig], short_fit: dict[str, Any], tmp_path: Path
+) -> None:
+    old = without_format_key(short_fit["last_checkpoint"], tmp_path / "old.ckpt")
+    with pytest.raises(ValueError, match=r"old\.ckpt predates tasks as configuration \(checkpoint format 1"):
+        train(make_config(f"ckpt_path={old}", trainer="cpu"))
+    summary = read_metrics(tmp_path / "run")
+    assert summary["status"] == "failed" and "Retrain it with train.py" in summary["error"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "mode", "error"),
+    [
+        (["data=timit", "model=linear"], "min", r"CTC needs one output per frame: choose model="),
+        (["model.groups=5"], "max", r"model\.groups=5 does not divide"),
+    ],
+    ids=["ctc-linear", "conv1d-groups"],
+)
+def test_a_failed_sweep_job_returns_the_worst_value_of_the_task_direction(
+    make_config: Callable[..., DictConfig], tmp_path: Path, overrides: list[str], mode: str, error: str
+) -> None:
+    import train as train_script  # the entry point, whose Hydra task function takes a composed config
+
+    cfg = make_config(*overrides, mode=RunMode.MULTIRUN)
+    assert cfg.task.mode == mode
+    returned = train_script.main(cfg)
+    assert returned == worst_value(mode) == (math.inf if mode == "min" else -math.inf)
+    summary = read_metrics(tmp_path / "run")
+    assert summary["status"] == "failed"
+    assert re.search(error, summary["error"])
+    # a single run raises instead
+    with pytest.raises(Exception, match=error):
+        train_script.main(make_config(*overrides, run="single"))
+
+
+def test_a_sweep_job_returns_the_best_value_of_the_task_metric(
+    make_config: Callable[..., DictConfig], tmp_path: Path
+) -> None:
+    import train as train_script
+
+    returned = train_script.main(make_config("data=timit", "model=gru", mode=RunMode.MULTIRUN))
+    summary = read_metrics(tmp_path / "run")
+    assert summary["best_metric"] == "val/per_best"
+    assert returned == summary["metrics"]["val/per_best"] >= 0
 
 
 def test_train_py_runs_a_multirun_grid_from_the_command_line(tiny_corpus_root: Path, tmp_path: Path) -> None:

@@ -1,3 +1,6 @@
+"""Tests for ``PhoneRecognitionTask``: an encoder of frames and a per-frame head trained with CTC, one output
+per frame with the frontend's frame counts, decoding and scoring on the folded phones, MACs of every part."""
+
 from __future__ import annotations
 
 import math
@@ -9,8 +12,9 @@ import torch
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader
 
-from src.backbones.sequence import RecurrentFrameClassifier
 from src.data.timit.phones import TIMIT_39, TIMIT_61, fold
+from src.encoders.recurrent import RecurrentEncoder
+from src.tasks.heads import FrameClassifierHead
 from src.tasks.phone_error_rate import PhoneErrorRate
 from src.tasks.phone_recognition import DecodedUtterance, PhoneRecognitionTask
 from src.utils.complexity import count_macs, count_parameters
@@ -19,28 +23,41 @@ from tests.conftest import CONFIG_DIR
 SAMPLE_RATE = 16000
 PHONES = list(TIMIT_61)
 LOGMEL = {"_target_": "src.frontends.LogMelFilterBanks", "sample_rate": SAMPLE_RATE, "n_mels": 40}
-TINY_BACKBONES: dict[str, dict[str, Any]] = {
-    "bilstm_ctc": {"hidden_size": 8, "num_layers": 1},
-    "bcresnet_bilstm_ctc": {"width_multiplier": 0.5, "hidden_size": 8, "num_layers": 1},
-    "crnn_ctc": {"conv_channels": [2, 4], "hidden_size": 8, "num_layers": 1},
+# conf/model/<name>.yaml made tiny (the keys merged into it).
+TINY_ENCODERS: dict[str, dict[str, Any]] = {
+    "bilstm": {"hidden_size": 8, "num_layers": 1},
+    "bcresnet_bilstm": {
+        "encoders": {"bcresnet": {"width_multiplier": 0.5}, "bilstm": {"hidden_size": 8, "num_layers": 1}}
+    },
+    "crnn": {"conv_channels": [2, 4], "hidden_size": 8, "num_layers": 1},
 }
 ADAM = {"_target_": "torch.optim.Adam", "_partial_": True, "lr": 1e-3}
 
 
-def backbone_config(name: str) -> dict[str, Any]:
-    """``conf/model/<name>.yaml`` made tiny."""
-    config = OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml"))
-    return {**config, **TINY_BACKBONES[name]}
+def encoder_config(name: str) -> dict[str, Any]:
+    """``conf/model/<name>.yaml`` (with its defaults list resolved by hand: bilstm is lstm made
+    bidirectional) made tiny."""
+    config = OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml")
+    for parent in config.pop("defaults", []):
+        config = OmegaConf.merge(OmegaConf.load(CONFIG_DIR / "model" / f"{parent}.yaml"), config)
+    return OmegaConf.to_container(OmegaConf.merge(config, TINY_ENCODERS.get(name, {})))
+
+
+def frame_head() -> dict[str, Any]:
+    """``task.head`` of ``conf/task/ctc.yaml``."""
+    return OmegaConf.to_container(OmegaConf.load(CONFIG_DIR / "task" / "ctc.yaml").head)
 
 
 def make_task(
-    backbone: str = "bilstm_ctc", frontend: dict[str, Any] | None = None, **kwargs
+    encoder: str = "bilstm", frontend: dict[str, Any] | None = None, **kwargs
 ) -> PhoneRecognitionTask:
     torch.manual_seed(0)
     return PhoneRecognitionTask(
         frontend=frontend or LOGMEL,
-        backbone=backbone_config(backbone),
-        phones=PHONES,
+        encoder=encoder_config(encoder),
+        head=frame_head(),
+        label_names=PHONES,
+        example_samples=SAMPLE_RATE,
         optimizer=ADAM,
         **kwargs,
     )
@@ -72,7 +89,7 @@ class RandomPhoneDataModule(L.LightningDataModule):
 
     def __init__(self, utterances: int = 6) -> None:
         super().__init__()
-        self.phones = PHONES
+        self.label_names = PHONES
         self.sample_rate = SAMPLE_RATE
         generator = torch.Generator().manual_seed(0)
         self.utterances = [random_utterance(generator) for _ in range(utterances)]
@@ -97,16 +114,24 @@ def quiet_trainer(**kwargs) -> L.Trainer:
     )  # fmt: skip
 
 
-def test_backbone_is_built_from_the_frontend_and_the_phone_set() -> None:
+def test_encoder_and_head_are_built_from_the_frontend_and_the_phone_set() -> None:
     task = make_task()
-    assert isinstance(task.backbone, RecurrentFrameClassifier)
-    assert task.backbone.input_norm.num_features == 40
-    assert task.backbone.classifier.out_features == len(PHONES) + 1
+    assert isinstance(task.encoder, RecurrentEncoder) and isinstance(task.head, FrameClassifierHead)
+    assert task.encoder.input_norm.num_features == 40
+    assert task.head.classifier.in_features == task.encoder.out_features == 16  # 8 units, both directions
+    assert task.head.classifier.out_features == len(PHONES) + 1
+    assert (task.monitor, task.mode, task.test_metric, task.test_mode) == (
+        "val/per",
+        "min",
+        "test/per",
+        "min",
+    )
 
 
 def test_frame_lengths_come_from_the_frontend_for_a_tensor_of_lengths() -> None:
-    task = make_task()
-    lengths = task.frame_lengths(torch.tensor([16000, 8000, 159, 160]), frames=101)
+    task = make_task().eval()
+    with torch.no_grad():
+        _, lengths = task(torch.randn(4, 16000), torch.tensor([16000, 8000, 159, 160]))
     assert lengths.dtype == torch.int64
     assert lengths.tolist() == [101, 51, 1, 2]  # 1 + samples // hop_length (160), centred frames
 
@@ -121,9 +146,9 @@ def test_outputs_have_one_row_per_frame_and_the_real_frame_counts() -> None:
     assert lengths.tolist() == [101, 51]
 
 
-@pytest.mark.parametrize("backbone", list(TINY_BACKBONES))
-def test_the_ctc_loss_is_finite_and_its_gradient_reaches_every_parameter(backbone: str) -> None:
-    task = make_task(backbone).train()
+@pytest.mark.parametrize("encoder", list(TINY_ENCODERS))
+def test_the_ctc_loss_is_finite_and_its_gradient_reaches_every_parameter(encoder: str) -> None:
+    task = make_task(encoder).train()
     waveforms, wave_lengths, targets, target_lengths = collate(RandomPhoneDataModule(3).utterances)
     logits, lengths = task(waveforms, wave_lengths)
     loss = task.ctc_loss(logits, lengths, targets, target_lengths)
@@ -201,10 +226,10 @@ def test_centred_frames_do_not_depend_on_how_much_padding_follows() -> None:
     torch.testing.assert_close(far[:, :real], near[:, :real], rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("backbone", list(TINY_BACKBONES))
-def test_fast_dev_run_logs_a_finite_validation_phone_error_rate(backbone: str) -> None:
+@pytest.mark.parametrize("encoder", list(TINY_ENCODERS))
+def test_fast_dev_run_logs_a_finite_validation_phone_error_rate(encoder: str) -> None:
     trainer = quiet_trainer(fast_dev_run=True)
-    trainer.fit(make_task(backbone), datamodule=RandomPhoneDataModule())
+    trainer.fit(make_task(encoder), datamodule=RandomPhoneDataModule())
     metrics = trainer.callback_metrics
     assert {"train/loss", "val/loss", "val/per"} <= set(metrics)
     assert math.isfinite(float(metrics["val/per"]))
@@ -245,20 +270,33 @@ def test_configure_optimizers_completes_the_partial_configs() -> None:
 
 
 def test_the_task_rebuilds_from_its_hyperparameters() -> None:
-    task = make_task("crnn_ctc")
+    task = make_task("crnn", spec_augment={"_target_": "src.frontends.spec_augment.SpecAugment"})
     rebuilt = PhoneRecognitionTask(**task.hparams)
     rebuilt.load_state_dict(task.state_dict())
     assert rebuilt.phones == PHONES
 
 
-@pytest.mark.parametrize("backbone", list(TINY_BACKBONES))
-def test_complexity_counts_frontend_and_backbone_for_the_given_length(backbone: str) -> None:
-    task = make_task(backbone)
+@pytest.mark.parametrize("encoder", list(TINY_ENCODERS))
+def test_complexity_counts_frontend_encoder_and_head_for_the_given_length(encoder: str) -> None:
+    task = make_task(encoder)
     counts = task.complexity(16000)
+    frames = 101
     assert counts["complexity/frontend_params"] == count_parameters(task.frontend) == 0
-    assert counts["complexity/backbone_params"] == count_parameters(task.backbone)
-    assert counts["complexity/frontend_macs"] == count_macs(task.frontend, (16000,))
-    assert counts["complexity/backbone_macs"] == count_macs(task.backbone, (40, 101))
+    assert counts["complexity/encoder_params"] == count_parameters(task.encoder) > 0
+    assert counts["complexity/head_params"] == count_parameters(task.head) > 0
+    assert counts["complexity/backbone_params"] == (
+        counts["complexity/encoder_params"] + counts["complexity/head_params"]
+    )
+    # torch.stft is invisible to ptflops: the frontend adds its MACs analytically
+    assert task.frontend.analytic_macs(16000) > 0
+    assert counts["complexity/frontend_macs"] == (
+        count_macs(task.frontend, (16000,)) + task.frontend.analytic_macs(16000)
+    )
+    assert counts["complexity/encoder_macs"] == count_macs(task.encoder, (40, frames))
+    assert counts["complexity/head_macs"] == count_macs(task.head, (frames, task.encoder.out_features))
+    assert counts["complexity/backbone_macs"] == (
+        counts["complexity/encoder_macs"] + counts["complexity/head_macs"]
+    )
     assert (
         counts["complexity/total_macs"]
         == counts["complexity/frontend_macs"] + counts["complexity/backbone_macs"]
@@ -268,14 +306,26 @@ def test_complexity_counts_frontend_and_backbone_for_the_given_length(backbone: 
 
 
 def test_complexity_counts_every_lstm_mac_of_the_bilstm() -> None:
-    task = make_task("bilstm_ctc")  # one bidirectional layer of 8 units per direction, 40 mels, 62 outputs
+    task = make_task("bilstm")  # one bidirectional layer of 8 units per direction, 40 mels, 62 outputs
     lstm = (4 * 8 * 40 + 4 * 8 * 8 + 2 * 4 * 8) * 101 * 2
     classifier = 101 * (16 * 62 + 62)
-    assert task.complexity(16000)["complexity/backbone_macs"] == lstm + classifier
+    counts = task.complexity(16000)
+    assert (counts["complexity/encoder_macs"], counts["complexity/head_macs"]) == (lstm, classifier)
+    assert counts["complexity/backbone_macs"] == lstm + classifier
 
 
 def test_an_empty_phone_set_fails_clearly() -> None:
-    with pytest.raises(ValueError, match="phones must list the training phone set"):
+    with pytest.raises(ValueError, match="label_names must list the training phone set"):
         PhoneRecognitionTask(
-            frontend=LOGMEL, backbone=backbone_config("bilstm_ctc"), phones=[], optimizer=ADAM
+            frontend=LOGMEL,
+            encoder=encoder_config("bilstm"),
+            head=frame_head(),
+            label_names=[],
+            example_samples=SAMPLE_RATE,
+            optimizer=ADAM,
         )
+
+
+def test_an_encoder_that_collapses_time_is_refused_naming_the_model_choice() -> None:
+    with pytest.raises(ValueError, match=r"CTC needs one output per frame: choose model=lstm"):
+        make_task("linear")
