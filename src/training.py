@@ -71,6 +71,12 @@ def build_task(run_config: Mapping[str, Any], datamodule: TaskDataModule) -> Fro
     do not fit."""
     settings = dict(run_config["task"])
     task_class = get_class(settings.pop("_target_"))
+    if task_class.TARGETS != datamodule.TARGETS:
+        raise ValueError(
+            f"task={task_class.__name__} trains on {task_class.TARGETS!r} targets, but the data "
+            f"({type(datamodule).__name__}) serves {datamodule.TARGETS!r} targets: leave task= out (each "
+            "data config selects its task) or choose data that fits the task"
+        )
     return task_class(
         **settings,
         frontend=run_config["frontend"],

@@ -163,6 +163,11 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
             r"task\.mode=min does not fit task\.monitor=val/acc: use task\.mode=max",
         ),
         (["data=timit", "task.monitor=val/acc"], r"task\.monitor=val/acc is not a validation metric"),
+        (["data=kws12", "task=ctc"], r"trains on 'sequence' targets, but the data .* serves 'class'"),
+        (
+            ["data=timit", "task=classification"],
+            r"trains on 'class' targets, but the data .* serves 'sequence'",
+        ),
         (
             ["data=timit", "augmentation=noise"],
             r"data=timit has no waveform augmentation.*: use augmentation=none",
@@ -178,6 +183,8 @@ def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
         "ctc-linear",
         "mode-against-metric",
         "ctc-accuracy",
+        "kws12-with-ctc",
+        "timit-with-classification",
         "timit-noise",
         "misspelt-waveform-key",
         "misspelt-spec-augment-key",

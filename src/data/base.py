@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import lightning as L
 
 
@@ -15,8 +17,13 @@ class TaskDataModule(L.LightningDataModule):
       targets (class labels, phone sequences, ...);
     - :attr:`label_names`: the names of the task's output labels in index order (classes, phones);
     - :attr:`example_samples`: samples of one example for sizing models and counting MACs;
-    - :meth:`files`: each split's items in dataset order, for the files a test writes.
+    - :meth:`files`: each split's items in dataset order, for the files a test writes;
+    - :attr:`TARGETS`: what follows ``(waveforms, lengths)`` in a batch, e.g. ``"class"`` (one label per
+      example, ``(batch,)``) or ``"sequence"`` (``targets (batch, max_len)``, ``target_lengths
+      (batch,)``); a task trains only on data whose ``TARGETS`` equal its own.
     """
+
+    TARGETS: ClassVar[str] = ""
 
     @property
     def label_names(self) -> list[str]:

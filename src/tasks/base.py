@@ -41,7 +41,8 @@ class FrontendEncoderTask(L.LightningModule):
     start with the zero-padded waveforms and their true lengths.
 
     Subclasses set :attr:`METRIC_MODES` (the ``val/``/``test/`` metrics they log, by name, with their
-    direction) and :attr:`TEST_METRIC` (the one a run reports), and implement the steps and
+    direction), :attr:`TEST_METRIC` (the one a run reports) and :attr:`TARGETS` (the batch targets they
+    train on, matched against the data module's ``TARGETS``), and implement the steps and
     :meth:`write_test_outputs`.
 
     Args:
@@ -67,6 +68,7 @@ class FrontendEncoderTask(L.LightningModule):
 
     METRIC_MODES: ClassVar[dict[str, str]] = {}
     TEST_METRIC: ClassVar[str] = ""
+    TARGETS: ClassVar[str] = ""
 
     frontend: Frontend
 

@@ -39,6 +39,7 @@ class ClassificationTask(FrontendEncoderTask):
 
     METRIC_MODES: ClassVar[dict[str, str]] = {"acc": "max", "macro_f1": "max", "loss": "min"}
     TEST_METRIC: ClassVar[str] = "acc"
+    TARGETS: ClassVar[str] = "class"
 
     def __init__(
         self,

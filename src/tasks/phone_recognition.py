@@ -65,6 +65,7 @@ class PhoneRecognitionTask(FrontendEncoderTask):
 
     METRIC_MODES: ClassVar[dict[str, str]] = {"per": "min", "loss": "min"}
     TEST_METRIC: ClassVar[str] = "per"
+    TARGETS: ClassVar[str] = "sequence"
 
     def __init__(
         self,

@@ -31,6 +31,8 @@ class LoudnessDataModule(TaskDataModule):
     ``levels`` loudness levels; batches ``(waveforms (batch, clip_samples), lengths (batch,), level
     (batch,) int64)``. The same clips for a ``seed``."""
 
+    TARGETS = "loudness"
+
     def __init__(
         self,
         sample_rate: int = 16000,
@@ -104,6 +106,7 @@ class LoudnessRegressionTask(FrontendEncoderTask):
 
     METRIC_MODES: ClassVar[dict[str, str]] = {"mae": "min", "loss": "min"}
     TEST_METRIC: ClassVar[str] = "mae"
+    TARGETS: ClassVar[str] = "loudness"
 
     def __init__(
         self,

@@ -158,6 +158,8 @@ class SpeechCommandsDataModule(SplitDataModule):
         extra = [SILENCE_LABEL] if self.silence_percentage else []
         return self._words + extra + ([UNKNOWN_LABEL] if self.unknown_percentage else [])
 
+    TARGETS = "class"
+
     @property
     def label_names(self) -> list[str]:
         """The task's output labels: :attr:`class_names`."""

@@ -143,6 +143,7 @@ class TimitDataModule(SplitDataModule):
     """
 
     collate_fn = staticmethod(collate_utterances)
+    TARGETS = "sequence"
 
     def __init__(
         self,
