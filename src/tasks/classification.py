@@ -14,6 +14,7 @@ from torchmetrics.classification import MulticlassAccuracy, MulticlassF1Score
 
 from src.reporting.test_analysis import analyse_test_predictions
 from src.tasks.base import FrontendEncoderTask
+from src.utils.lengths import full_lengths
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 """``(waveforms (batch, time) float, lengths (batch,) int64, labels (batch,) int64)``."""
@@ -88,7 +89,7 @@ class ClassificationTask(FrontendEncoderTask):
         """``(batch, time)`` waveforms and their ``(batch,)`` true lengths (``None``: all of ``time``) ->
         ``(batch, num_classes)`` logits."""
         if lengths is None:
-            lengths = torch.full(waveforms.shape[:1], waveforms.shape[-1], device=waveforms.device)
+            lengths = full_lengths(waveforms.shape[0], waveforms.shape[-1], waveforms.device)
         return self.head(*self.encode(waveforms, lengths))
 
     def training_step(self, batch: Batch, batch_idx: int) -> torch.Tensor:
