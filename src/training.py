@@ -15,12 +15,13 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.loggers import Logger, TensorBoardLogger
+from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks import EpochTrainingTimer, RunConfigInCheckpoint
-from src.callbacks.run_config import load_run_config
+from src.dashboard import log_complexity, log_hyperparameters
 from src.data.base import TaskDataModule
+from src.resume import check_resumable
 from src.tasks.base import FrontendEncoderTask
 from src.utils.run_files import write_json_atomic
 
@@ -88,26 +89,6 @@ def build_task(run_config: Mapping[str, Any], datamodule: TaskDataModule) -> Fro
     )
 
 
-def flat_hyperparameters(run_config: Mapping[str, Any]) -> dict[str, Any]:
-    """Scalar view of the parts of the config that define an experiment, for TensorBoard's
-    HParams tab: ``{"frontend.n_mels": 40, "model.groups": 1, ...}``."""
-    flat: dict[str, Any] = {"seed": run_config["seed"]}
-
-    def visit(prefix: str, node: Any) -> None:
-        if isinstance(node, Mapping):
-            for key, value in node.items():
-                visit(f"{prefix}.{key}", value)
-        elif isinstance(node, bool | int | float | str):
-            flat[prefix] = node
-        else:
-            flat[prefix] = str(node)
-
-    for group in ("data", "task", "frontend", "model", "optimizer", "scheduler", "augmentation"):
-        if run_config.get(group) is not None:
-            visit(group, run_config[group])
-    return flat
-
-
 def train(cfg: DictConfig) -> dict[str, Any]:
     """Fit, then test the best checkpoint (the last weights when none was saved, as with
     ``fast_dev_run``). Writes ``metrics.json`` in ``cfg.paths.output_dir``, also when a step fails
@@ -138,27 +119,6 @@ def train(cfg: DictConfig) -> dict[str, Any]:
     return summary
 
 
-def check_resumable(ckpt_path: str, run_config: Mapping[str, Any]) -> None:
-    """Refuse to resume from a checkpoint whose model or label set differs from this config's."""
-    saved = flat_hyperparameters(OmegaConf.to_container(load_run_config(ckpt_path), resolve=True))
-    wanted = flat_hyperparameters(run_config)
-    defining = [
-        key
-        for key in wanted.keys() | saved.keys()
-        if key.startswith(("frontend.", "model.", "task.", "data.words"))
-    ]
-    differing = sorted(
-        f"{key}={saved.get(key)} (asked for {wanted.get(key)})"
-        for key in defining
-        if saved.get(key) != wanted.get(key)
-    )
-    if differing:
-        raise ValueError(
-            f"ckpt_path={ckpt_path} was trained with {', '.join(differing)}: resume with the overrides of "
-            "that run (listed in its .hydra/overrides.yaml)"
-        )
-
-
 def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     L.seed_everything(cfg.seed, workers=True)
     run_config = OmegaConf.to_container(cfg, resolve=True)
@@ -180,8 +140,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
 
     # One example: a clip, or one second of an utterance corpus (TIMIT).
     complexity = model.complexity(datamodule.example_samples)
-    for logger in loggers:
-        logger.log_metrics(complexity, step=0)
+    log_complexity(loggers, complexity)
     log.info("Complexity: %s", complexity)
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
@@ -206,11 +165,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
         f"hparams/{model.test_metric.replace('/', '_')}": metrics[model.test_metric],
         f"hparams/{best_name.replace('/', '_')}": metrics[best_name],
     }
-    for logger in loggers:
-        if isinstance(logger, TensorBoardLogger):  # its HParams tab shows metrics beside the config
-            logger.log_hyperparams(flat_hyperparameters(run_config), metrics=hparam_metrics)
-        else:
-            logger.log_hyperparams(flat_hyperparameters(run_config))
+    log_hyperparameters(loggers, run_config, hparam_metrics)
 
     timers = [callback for callback in callbacks if isinstance(callback, EpochTrainingTimer)]
     return {
