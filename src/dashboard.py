@@ -36,10 +36,14 @@ def log_complexity(loggers: list[Logger], complexity: Mapping[str, int]) -> None
 
 
 def log_hyperparameters(
-    loggers: list[Logger], run_config: Mapping[str, Any], final_metrics: Mapping[str, float]
+    loggers: list[Logger],
+    run_config: Mapping[str, Any],
+    final_metrics: Mapping[str, float],
+    complexity: Mapping[str, int],
 ) -> None:
     """Log the run's :func:`flat_hyperparameters` to every logger; TensorBoard's HParams tab also gets
-    ``final_metrics`` (e.g. ``{"hparams/test_acc": 0.98}``) beside them."""
+    ``final_metrics`` (e.g. ``{"hparams/test_acc": 0.98}``) beside them. ``complexity``: the run's
+    parameter and MAC counts (``complexity/*``)."""
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):  # its HParams tab shows metrics beside the config
             logger.log_hyperparams(flat_hyperparameters(run_config), metrics=dict(final_metrics))

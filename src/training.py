@@ -165,7 +165,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
         f"hparams/{model.test_metric.replace('/', '_')}": metrics[model.test_metric],
         f"hparams/{best_name.replace('/', '_')}": metrics[best_name],
     }
-    log_hyperparameters(loggers, run_config, hparam_metrics)
+    log_hyperparameters(loggers, run_config, hparam_metrics, complexity)
 
     timers = [callback for callback in callbacks if isinstance(callback, EpochTrainingTimer)]
     return {
