@@ -39,6 +39,7 @@ from matplotlib.figure import Figure
 from torchaudio.datasets.speechcommands import EXCEPT_FOLDER as NOISE_FOLDER
 from torchaudio.datasets.speechcommands import FOLDER_IN_ARCHIVE
 
+from src.data.speech_commands.split_lists import read_list_file
 from src.utils.run_files import atomic_write, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -119,16 +120,19 @@ def read_header(path: Path) -> ClipHeader | str:
 
 
 def read_split_lists(corpus_dir: Path) -> tuple[dict[str, str], list[str]]:
-    """Clip path -> ``"val"`` / ``"test"`` from the list files, and the list files that are missing
-    (read as empty). A clip in both lists counts as validation."""
+    """Clip path -> ``"val"`` / ``"test"`` from the list files (read as training does, by
+    :func:`~src.data.speech_commands.split_lists.read_list_file`: a byte-order mark or UTF-16 is read
+    right), and the list files that are missing or unreadable (read as empty, with a warning). A clip in
+    both lists counts as validation here; training refuses it."""
     split_of: dict[str, str] = {}
     missing: list[str] = []
     for split in ("test", "val"):
         list_file = corpus_dir / SPLIT_LIST_FILES[split]
-        if not list_file.is_file():
+        try:
+            split_of.update(dict.fromkeys(read_list_file(list_file), split))
+        except (FileNotFoundError, ValueError) as error:
+            log.warning("%s", error)
             missing.append(list_file.name)
-            continue
-        split_of.update({line.strip(): split for line in list_file.read_text().splitlines() if line.strip()})
     return split_of, missing
 
 

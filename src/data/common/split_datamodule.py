@@ -83,5 +83,7 @@ class SplitDataModule(TaskDataModule):
             pin_memory=self.pin_memory,
             collate_fn=type(self).collate_fn,
             drop_last=False,
-            persistent_workers=self.num_workers > 0,
+            # Workers start afresh each epoch: a persistent loader draws its workers' base seed only in
+            # its first epoch, so a resumed run would draw one number more than the uninterrupted one.
+            persistent_workers=False,
         )

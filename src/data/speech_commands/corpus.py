@@ -353,7 +353,10 @@ def ensure_generated_corpus(
     generate_once(
         corpus_dir,
         lambda folder: check_manifest(
-            folder, parameters, FORMAT_VERSION, "the real data set, which needs no generating"
+            folder,
+            parameters,
+            FORMAT_VERSION,
+            "the real Speech Commands, which needs no generating: use data.corpus=speechcommands",
         ),
         lambda folder: _generate(folder, parameters, noise, num_workers),
     )

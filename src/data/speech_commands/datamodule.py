@@ -1,16 +1,17 @@
 """Speech Commands keyword spotting as a LightningDataModule.
 
-Clips are listed through ``torchaudio.datasets.SPEECHCOMMANDS`` (its download and its split logic:
-``validation_list.txt``, ``testing_list.txt``, training is the rest; the 12-class protocol's ``_silence_``
-and ``_unknown_`` as :mod:`src.data.speech_commands.splits` builds them), decoded with soundfile, padded or
-truncated to a fixed length, and cached as one memory-mapped int16 ``.npy`` per split with each clip's
-true length, so every epoch after the first decoding run does no per-clip file I/O.
+The corpus is downloaded through ``torchaudio.datasets.SPEECHCOMMANDS``; clips are split by its lists
+(``validation_list.txt``, ``testing_list.txt``, training is the rest; read strictly by
+:mod:`src.data.speech_commands.split_lists`; the 12-class protocol's ``_silence_`` and ``_unknown_`` as
+:mod:`src.data.speech_commands.splits` builds them), decoded with soundfile, padded or truncated to a fixed
+length, and cached as one memory-mapped int16 ``.npy`` per split with each clip's true length, so every
+epoch after the first decoding run does no per-clip file I/O.
 """
 
 from __future__ import annotations
 
 import logging
-import re
+import shutil
 import tarfile
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,15 @@ from src.data.common.augmentation import WaveformAugmentation
 from src.data.common.clip_cache import CachedClipDataset, cached_clips
 from src.data.common.split_datamodule import SplitDataModule
 from src.data.speech_commands.corpus import ensure_generated_corpus
+from src.data.speech_commands.layout import VERSIONS, is_real_corpus, real_corpus_elsewhere
+from src.data.speech_commands.split_lists import (
+    CLIP_FORM,
+    LIST_FILES,
+    list_word_clips,
+    missing_listed_clips,
+    read_split_lists,
+    split_word_clips,
+)
 from src.data.speech_commands.splits import (
     NOISE_REGIONS,
     SILENCE_LABEL,
@@ -36,18 +46,15 @@ from src.data.speech_commands.splits import (
     draw_unknown,
     extra_class_count,
     list_official_test_set,
-    list_word_clips,
     official_test_set_dir,
+    official_test_set_labels,
 )
 
 log = logging.getLogger(__name__)
 
 CORPORA = ("generated", "speechcommands")
-VERSIONS = ("speech_commands_v0.01", "speech_commands_v0.02")
-LIST_FILES = ("validation_list.txt", "testing_list.txt")
-SPLIT_LIST_FILES = {"val": "validation_list.txt", "test": "testing_list.txt"}
 TEST_SET_URL = "http://download.tensorflow.org/data/{name}.tar.gz"
-_LIST_ENTRY = re.compile(r"[^/]+/[^/]+_nohash_\d+\.wav")
+_EXAMPLES = 3
 
 
 class SpeechCommandsDataModule(SplitDataModule):
@@ -62,7 +69,8 @@ class SpeechCommandsDataModule(SplitDataModule):
             ``"speechcommands"`` (the real dataset).
         version: ``"speech_commands_v0.01"`` or ``"speech_commands_v0.02"``.
         download: With ``corpus="speechcommands"``, download and extract ``version`` in ``prepare_data``
-            when its folder is missing. Ignored for the generated corpus.
+            when its folder is missing (or its extraction was interrupted). Refused with the generated
+            corpus, which is never downloaded.
         words: The words to recognise; the order gives their class indices. Clips of other words are left
             out, or drawn as ``_unknown_``.
         silence_percentage: Size of a ``_silence_`` class (cut from ``_background_noise_``) in percent of the
@@ -73,10 +81,11 @@ class SpeechCommandsDataModule(SplitDataModule):
         clip_seconds: Clip length; clips are zero-padded at the end or truncated to
             ``round(sample_rate * clip_seconds)`` samples.
         batch_size: Clips per batch.
-        num_workers: DataLoader worker processes (persistent when > 0).
+        num_workers: DataLoader worker processes, started afresh each epoch (0: load in the main process).
         pin_memory: Pin batches in page-locked memory.
         generator: Keyword arguments for ``ensure_generated_corpus`` (``corpus="generated"`` only).
-        cache_dir: Where the decoded-clip caches go; default ``<root>/.cache``.
+        cache_dir: Where the decoded-clip caches go; default ``<root>/.cache``. A complete cache is only
+            read (the folder may be read-only); building one needs a writable folder with room.
         augmentation: A partial of :class:`~src.data.common.augmentation.WaveformAugmentation` (the run's
             ``augmentation.waveform``, ``_partial_: true``), completed here with ``sample_rate`` and applied
             to training batches only, after they reach the training device; noise comes from the training
@@ -106,6 +115,12 @@ class SpeechCommandsDataModule(SplitDataModule):
             raise ValueError(f"data.corpus must be one of {list(CORPORA)}, got {corpus!r}")
         if version not in VERSIONS:
             raise ValueError(f"data.version must be one of {list(VERSIONS)}, got {version!r}")
+        if download and corpus == "generated":
+            raise ValueError(
+                "data.download=true downloads the real Speech Commands, but data.corpus=generated makes a "
+                "synthetic one: set data.corpus=speechcommands to download the real corpus, or "
+                "data.download=false."
+            )
         if isinstance(words, str):
             raise ValueError(f"data.words must be a list of words, got the string {words!r}")
         words = list(words)
@@ -145,6 +160,7 @@ class SpeechCommandsDataModule(SplitDataModule):
         self.unknown_percentage = unknown_percentage
         self.augmentation = (augmentation or WaveformAugmentation)(sample_rate=sample_rate)
         self._corpus_checked = False
+        self._split_clips: dict[str, dict[str, list[str]]] = {}
         self._noise: dict[str, torch.Tensor] | None = None
 
     @property
@@ -200,23 +216,15 @@ class SpeechCommandsDataModule(SplitDataModule):
         """Generate (``corpus="generated"``) or download (``download=True``) the corpus if missing, then
         check its layout. Lightning runs this once per node before ``setup``."""
         if self.corpus == "generated":
+            self._refuse_real_corpus()
             made = Path(ensure_generated_corpus(self.root, **self.generator_kwargs))
             if made.resolve() != self.corpus_dir.resolve():
                 raise ValueError(
                     f"data.corpus=generated wrote its corpus to {made}, but data.root={self.root} and "
                     f"data.version={self.version} read {self.corpus_dir}; set data.version={made.name}"
                 )
-        elif self.download and not self.corpus_dir.is_dir():
-            log.info("Downloading %s into %s", self.version, self.root)
-            self.root.mkdir(parents=True, exist_ok=True)
-            try:
-                SPEECHCOMMANDS(self.root, url=self.version, download=True)
-            except OSError as error:  # URLError, DNS and socket errors, a full disk
-                raise RuntimeError(
-                    f"Downloading {self.version} into {self.root} failed ({error}). Check the network, or "
-                    f"download and extract {self.version}.tar.gz into {self.corpus_dir} yourself, or use "
-                    "data.corpus=generated for the offline corpus."
-                ) from error
+        elif self.download and (not self.corpus_dir.is_dir() or self._extraction_marker.exists()):
+            self._download_corpus()
         if (
             self.corpus == "speechcommands"
             and self.download
@@ -225,6 +233,54 @@ class SpeechCommandsDataModule(SplitDataModule):
         ):
             self._download_official_test_set()
         self._check_corpus()
+
+    @property
+    def _extraction_marker(self) -> Path:
+        """Present while :meth:`_download_corpus` extracts the corpus: left behind, the extraction was
+        interrupted and the corpus folder is incomplete."""
+        return self.corpus_dir.with_name(f".{self.version}.extracting")
+
+    def _download_corpus(self) -> None:
+        """Download (unless the archive is there) and extract the corpus with torchaudio; a folder left
+        incomplete by an interrupted extraction is extracted again."""
+        marker = self._extraction_marker
+        if marker.exists():
+            log.warning(
+                "The extraction of %s into %s was interrupted; extracting it again",
+                self.version,
+                self.corpus_dir,
+            )
+            shutil.rmtree(self.corpus_dir, ignore_errors=True)
+        log.info("Downloading %s into %s", self.version, self.root)
+        try:
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.touch()
+            SPEECHCOMMANDS(self.root, url=self.version, download=True)
+        except OSError as error:  # URLError, DNS and socket errors, a full disk, a read-only root
+            raise RuntimeError(
+                f"Downloading {self.version} into {self.root} failed ({error}). Check the network and the "
+                f"disk, or download and extract {self.version}.tar.gz into {self.corpus_dir} yourself, or "
+                "use data.corpus=generated for the offline corpus."
+            ) from error
+        marker.unlink()
+
+    def _refuse_real_corpus(self) -> None:
+        """With ``data.corpus=generated``, fail (before generating anything into it) when ``data.root``
+        holds a real Speech Commands copy where the generated corpus goes, or holds one elsewhere and the
+        generated corpus is not there yet; the message names the overrides that read it."""
+        if not self.corpus_dir.exists():
+            elsewhere = real_corpus_elsewhere(self.root, self.version)
+        elif is_real_corpus(self.corpus_dir):
+            elsewhere = (f"data.root={self.root} holds a corpus not generated by this project", "")
+        else:
+            return
+        if elsewhere is not None:
+            found, fix = elsewhere
+            raise ValueError(
+                f"data.corpus=generated makes a synthetic corpus under data.root, but {found}. To train on "
+                f"it, set data.corpus=speechcommands{f' and {fix}' if fix else ''}; for the generated "
+                "corpus, point data.root at another folder."
+            )
 
     def _download_official_test_set(self) -> None:
         """Download and extract the separate 12-class test archive beside the corpus if it is missing."""
@@ -271,78 +327,85 @@ class SpeechCommandsDataModule(SplitDataModule):
 
     def _check_corpus(self) -> None:
         """Fail early, naming the path and the fix, when the corpus cannot give every split and word."""
-        corpus_dir = self.corpus_dir
-        if not corpus_dir.is_dir():
-            where = f"data.root={self.root}" + ("" if self.root.is_dir() else " (which does not exist)")
-            if self.corpus == "generated":
-                raise FileNotFoundError(
-                    f"Generated corpus folder {corpus_dir} does not exist ({where}). Run prepare_data() "
-                    "first (Trainer.fit does) so that data.corpus=generated creates it."
-                )
-            raise FileNotFoundError(
-                f"Speech Commands folder {corpus_dir} does not exist ({where}). Set data.download=true to "
-                f"download {self.version}, or point data.root at the folder that holds SpeechCommands/, or "
-                "use data.corpus=generated for the offline corpus."
-            )
-        for list_name in LIST_FILES:
-            self._check_list_file(corpus_dir / list_name)
-        for word in self._words:
-            word_dir = corpus_dir / word
-            if not word_dir.is_dir() or next(word_dir.glob("*_nohash_*.wav"), None) is None:
-                present = sorted(
-                    p.name for p in corpus_dir.iterdir() if p.is_dir() and not p.name.startswith("_")
-                )
-                raise ValueError(
-                    f"No clips for word {word!r}: {word_dir} is missing or holds no <speaker>_nohash_<n>.wav "
-                    f"files. Change data.words (words in this corpus: {present}) or fix the corpus."
-                )
+        self._check_corpus_folder()
+        self._split_clips = self._checked_split_clips()
         if self.silence_percentage or self.augmentation.noise_prob > 0:
-            noise_dir = corpus_dir / NOISE_FOLDER
-            if next(noise_dir.glob("*.wav"), None) is None:
+            if not self._noise_recordings():
                 raise FileNotFoundError(
-                    f"{noise_dir} holds no .wav recordings, which the _silence_ class and noise "
-                    "augmentation are cut from. Restore them (they come with the corpus), or set "
+                    f"{self.corpus_dir / NOISE_FOLDER} holds no .wav recordings, which the _silence_ class "
+                    "and noise augmentation are cut from. Restore them (they come with the corpus), or set "
                     "data.silence_percentage=0 and turn noise augmentation off."
                 )
             self.augmentation.set_noise(self.background_noise())
         self._corpus_checked = True
 
-    def _check_list_file(self, list_file: Path) -> None:
-        """Each entry must be ``<word>/<speaker>_nohash_<n>.wav``; entries of ``words`` (of every word when
-        ``_unknown_`` is drawn from them) must exist."""
-        if not list_file.is_file():
+    def _check_corpus_folder(self) -> None:
+        """Fail when the corpus folder is missing, saying where a corpus was found instead, if anywhere."""
+        corpus_dir = self.corpus_dir
+        if corpus_dir.is_dir():
+            return
+        where = f"data.root={self.root}" + ("" if self.root.is_dir() else " (which does not exist)")
+        if self.corpus == "generated":
             raise FileNotFoundError(
-                f"Split list {list_file} is missing; the Speech Commands splits need validation_list.txt and "
-                f"testing_list.txt in {list_file.parent}. Delete that folder and re-download it "
-                "(data.download=true) or regenerate it (data.corpus=generated)."
+                f"Generated corpus folder {corpus_dir} does not exist ({where}). Run prepare_data() "
+                "first (Trainer.fit does) so that data.corpus=generated creates it."
             )
-        words = set(self._words)
-        for line_number, line in enumerate(list_file.read_text().splitlines(), start=1):
-            entry = line.strip()
-            if not entry:
-                continue
-            if not _LIST_ENTRY.fullmatch(entry):
+        elsewhere = real_corpus_elsewhere(self.root, self.version)
+        found = "" if elsewhere is None else f" {elsewhere[0]}: to read it, {elsewhere[1]}."
+        raise FileNotFoundError(
+            f"Speech Commands folder {corpus_dir} does not exist ({where}).{found} Set data.download=true "
+            f"to download {self.version}, or point data.root at the folder that holds SpeechCommands/, or "
+            "use data.corpus=generated for the offline corpus."
+        )
+
+    def _checked_split_clips(self) -> dict[str, dict[str, list[str]]]:
+        """Split -> word -> clips, by :mod:`src.data.speech_commands.split_lists`; fails when a word of
+        ``words`` has no clips or a listed clip that is used (of ``words``, or of any word when
+        ``_unknown_`` is drawn) does not exist."""
+        corpus_dir = self.corpus_dir
+        lists = read_split_lists(corpus_dir)
+        word_clips = list_word_clips(corpus_dir)
+        for word in self._words:
+            if word not in word_clips.clips:
+                skipped = word_clips.skipped.get(word, [])
+                others = f" (it holds {len(skipped)} other files, e.g. {skipped[0]})" if skipped else ""
                 raise ValueError(
-                    f"{list_file} line {line_number}: {entry!r} is not of the form "
-                    "<word>/<speaker>_nohash_<n>.wav; fix or remove that line."
+                    f"No clips for word {word!r}: {corpus_dir / word} is missing or holds no {CLIP_FORM} "
+                    f"files{others}. Change data.words (words in this corpus: {sorted(word_clips.clips)}) or "
+                    "fix the corpus."
                 )
-            used = self.unknown_percentage or entry.split("/", 1)[0] in words
-            if used and not (list_file.parent / entry).is_file():
-                raise FileNotFoundError(
-                    f"{list_file} line {line_number} names clip {entry}, but {list_file.parent / entry} does "
-                    f"not exist. Restore the clip or remove that line from {list_file.name}."
-                )
+        missing = missing_listed_clips(
+            corpus_dir, lists, None if self.unknown_percentage else set(self._words)
+        )
+        if missing:
+            more = "; ..." if len(missing) > _EXAMPLES else ""
+            raise FileNotFoundError(
+                f"{corpus_dir}: {len(missing)} list entries name clips that do not exist: "
+                f"{'; '.join(missing[:_EXAMPLES])}{more}. Restore the clips or remove those lines from the "
+                "list files."
+            )
+        return split_word_clips(lists, word_clips)
 
     def _list_split(self, split: str) -> tuple[list[str], list[int]]:
         """Names (relative to the corpus folder) and labels of the clips of ``split``, as the module
         docstring of :mod:`src.data.speech_commands.splits` states the rule."""
         official = self._official_test_clips() if split == "test" else None
         if split == "test":
-            source = official_test_set_dir(self.corpus_dir) if official is not None else "testing_list.txt"
+            test_dir = official_test_set_dir(self.corpus_dir)
+            source = test_dir if official is not None else LIST_FILES["test"]
             log.info("Speech Commands test split: %s", source)
+            if official is None and self.silence_percentage and self.unknown_percentage and test_dir.is_dir():
+                log.warning(
+                    "The 12-class test archive %s is not the test split: its label folders %s are not the "
+                    "task's classes %s; the test split follows %s",
+                    test_dir,
+                    official_test_set_labels(test_dir),
+                    sorted(self.class_names),
+                    LIST_FILES["test"],
+                )
         if official is not None:
             return [name for name, _ in official], [self.class_names.index(label) for _, label in official]
-        clips_by_word = list_word_clips(self.root, self.version, split)
+        clips_by_word = self._split_clips[split]
         known = sorted(name for word in self._words for name in clips_by_word.get(word, []))
         names = list(known)
         labels = [self._words.index(name.split("/", 1)[0]) for name in known]
@@ -367,12 +430,27 @@ class SpeechCommandsDataModule(SplitDataModule):
         """The ``_background_noise_`` recordings at ``sample_rate``, decoded once, by name relative to the
         corpus folder."""
         if self._noise is None:
-            paths = sorted((self.corpus_dir / NOISE_FOLDER).glob("*.wav"))
             self._noise = {
                 path.relative_to(self.corpus_dir).as_posix(): read_clip(path, self._sample_rate)
-                for path in paths
+                for path in self._noise_paths()
             }
         return self._noise
+
+    def _noise_paths(self) -> list[Path]:
+        """The ``.wav`` recordings of ``_background_noise_``, sorted; warns about audio files it skips
+        because their names end in another case (``.WAV``)."""
+        noise_dir = self.corpus_dir / NOISE_FOLDER
+        files = sorted(noise_dir.iterdir()) if noise_dir.is_dir() else []
+        skipped = [path.name for path in files if path.suffix.lower() == ".wav" and path.suffix != ".wav"]
+        if skipped:
+            log.warning(
+                "%s: %d recordings are skipped because their names do not end in .wav (rename them to use "
+                "them): %s",
+                noise_dir,
+                len(skipped),
+                ", ".join(skipped[:_EXAMPLES]),
+            )
+        return [path for path in files if path.suffix == ".wav" and path.is_file()]
 
     def background_noise(self) -> list[torch.Tensor]:
         """The training part (first 80%, see :mod:`src.data.speech_commands.splits`) of each
@@ -387,9 +465,7 @@ class SpeechCommandsDataModule(SplitDataModule):
     def _build_split(self, split: str) -> CachedClipDataset:
         names, labels = self._list_split(split)
         if not names:
-            source = (
-                self.corpus_dir / SPLIT_LIST_FILES[split] if split in SPLIT_LIST_FILES else self.corpus_dir
-            )
+            source = self.corpus_dir / LIST_FILES[split] if split in LIST_FILES else self.corpus_dir
             raise ValueError(
                 f"Split {split!r} has no clips of data.words={self._words} (from {source}); fix that split "
                 "or data.words."

@@ -1,9 +1,9 @@
 """Which clips make each split of a Speech Commands task, including the 12-class protocol's extra classes.
 
 Words are split by the corpus's own lists (``validation_list.txt``, ``testing_list.txt``, training is the
-rest), through ``torchaudio.datasets.SPEECHCOMMANDS``. The 12-class protocol adds two classes the way the
-dataset's reference pipeline (TensorFlow's ``speech_commands/input_data.py``) builds them, per split, with
-``K`` the number of clips of the chosen words in that split:
+rest), read strictly by :mod:`src.data.speech_commands.split_lists`. The 12-class protocol adds two
+classes the way the dataset's reference pipeline (TensorFlow's ``speech_commands/input_data.py``) builds
+them, per split, with ``K`` the number of clips of the chosen words in that split:
 
 * ``_unknown_``: ``ceil(K * unknown_percentage / 100)`` clips drawn without replacement from the clips of
   every other word of the corpus in the same split (so unknown speakers follow the same split lists);
@@ -19,7 +19,7 @@ every run and every seed sees the same clips.
 When the separate 12-class test archive (``speech_commands_test_set_v0.02``, or ``_v0.01``) lies beside
 the corpus folder and its label folders are exactly the task's classes, it is the test split, as in the
 published results; its clips are named relative to the corpus folder (``../speech_commands_test_set_v0.02/
-yes/<file>.wav``).
+yes/<file>.wav``). An archive with a class folder that holds no clips is refused as incomplete.
 
 A silence cut is named ``_background_noise_/<recording>.wav#start=<sample>,gain=<gain>``: the recording,
 the first sample of the window (at the task's sample rate) and the gain, enough to rebuild it.
@@ -34,7 +34,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from torchaudio.datasets import SPEECHCOMMANDS
 from torchaudio.datasets.speechcommands import EXCEPT_FOLDER as NOISE_FOLDER
 
 SILENCE_LABEL = "_silence_"
@@ -73,22 +72,6 @@ def official_test_set_dir(corpus_dir: Path) -> Path:
     """Where the separate 12-class test archive of ``corpus_dir``'s version is extracted to."""
     version = corpus_dir.name.removeprefix("speech_commands_")
     return corpus_dir.parent / f"speech_commands_test_set_{version}"
-
-
-def list_word_clips(root: Path, version: str, split: str) -> dict[str, list[str]]:
-    """Clip paths relative to the corpus folder of every word of ``split``, by word, sorted, as
-    torchaudio's split logic assigns them."""
-    subset = SPEECHCOMMANDS(root, url=version, download=False, subset=SPLIT_SUBSETS[split])
-    by_word: dict[str, set[str]] = {}
-    for n in range(len(subset)):
-        try:
-            relpath, _, label, _, _ = subset.get_metadata(n)
-        except ValueError:
-            # torchaudio maps a blank list-file line to the corpus folder itself, which has no
-            # "_nohash_" name; the data module checks every non-blank entry before this.
-            continue
-        by_word.setdefault(label, set()).add(Path(relpath).relative_to(version).as_posix())
-    return {word: sorted(files) for word, files in sorted(by_word.items())}
 
 
 def draw_unknown(
@@ -140,14 +123,29 @@ def extra_class_count(known_clips: int, percentage: float) -> int:
 
 def list_official_test_set(test_dir: Path, class_names: Sequence[str]) -> list[tuple[str, str]] | None:
     """``(name relative to the corpus folder, label)`` of every clip of the 12-class test archive, sorted,
-    or ``None`` when the archive is absent or its label folders are not exactly ``class_names``."""
+    or ``None`` when the archive is absent or its label folders are not exactly ``class_names``.
+
+    Raises:
+        ValueError: a label folder holds no ``.wav`` clips (an interrupted extraction).
+    """
     if not test_dir.is_dir():
         return None
-    folders = sorted(path.name for path in test_dir.iterdir() if path.is_dir())
+    folders = official_test_set_labels(test_dir)
     if sorted(class_names) != folders:
         return None
+    clips = {label: sorted((test_dir / label).glob("*.wav")) for label in folders}
+    empty = [label for label, paths in clips.items() if not paths]
+    if empty:
+        raise ValueError(
+            f"The 12-class test archive {test_dir} is incomplete: {', '.join(empty)} hold no .wav clips. "
+            f"Extract {test_dir.name}.tar.gz there again, or "
+            "remove that folder to test on testing_list.txt instead."
+        )
     return [
-        (f"../{test_dir.name}/{label}/{path.name}", label)
-        for label in folders
-        for path in sorted((test_dir / label).glob("*.wav"))
+        (f"../{test_dir.name}/{label}/{path.name}", label) for label, paths in clips.items() for path in paths
     ]
+
+
+def official_test_set_labels(test_dir: Path) -> list[str]:
+    """The label folders of the 12-class test archive at ``test_dir``, sorted."""
+    return sorted(path.name for path in test_dir.iterdir() if path.is_dir())
