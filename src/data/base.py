@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import lightning as L
+import torch
 
 
 class TaskDataModule(L.LightningDataModule):
@@ -42,4 +43,14 @@ class TaskDataModule(L.LightningDataModule):
 
     def files(self, split: str) -> list[str]:
         """Names of ``split``'s items (``"train"``, ``"val"`` or ``"test"``) in dataset order."""
+        raise NotImplementedError
+
+    def utterance_targets(self, split: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """For ``"sequence"`` targets: ``(samples (utterances,) int64, one (labels,) int64 tensor per
+        utterance)`` of ``split`` in :meth:`files` order, without decoding audio (what a CTC task checks
+        its frame counts against before training).
+
+        Raises:
+            NotImplementedError: data that cannot list them (the task then skips that check).
+        """
         raise NotImplementedError

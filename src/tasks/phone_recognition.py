@@ -3,7 +3,8 @@ with CTC, scored by phone error rate."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import logging
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -14,7 +15,16 @@ from torch import nn
 from src.reporting.test_analysis import write_test_decodings
 from src.tasks.base import FrontendEncoderTask
 from src.tasks.ctc_decoding import ctc_greedy_decode
+from src.tasks.ctc_feasibility import (
+    EncoderOutputLength,
+    SplitFeasibility,
+    largest_fitting_hop,
+    required_frames,
+    split_feasibility,
+)
 from src.tasks.phone_error_rate import PhoneErrorRate, scoring_transcript
+
+log = logging.getLogger(__name__)
 
 BLANK = 0
 """Output index of the CTC blank; phone ``i`` of ``phones`` is output ``i + 1``."""
@@ -41,9 +51,17 @@ class PhoneRecognitionTask(FrontendEncoderTask):
     ``model=linear``) is refused.
 
     The loss is ``torch.nn.CTCLoss`` (per-utterance loss divided by its target length, averaged over the
-    batch) with ``zero_infinity=True``: an utterance with fewer frames than its labels need has no CTC
-    alignment and an infinite loss, whose gradient would turn every parameter to NaN; it is counted as zero
-    instead (it cannot happen at TIMIT's phone rate with a 10 ms hop, but can with coarse frames).
+    batch) with ``zero_infinity=True``: an utterance with fewer encoder frames than its labels need (its
+    phones plus one blank between each pair of equal adjacent phones) has no CTC alignment and an infinite
+    loss, whose gradient would turn every parameter to NaN; it is counted as zero instead (it cannot
+    happen at TIMIT's phone rate with a 10 ms hop, but can with coarse frames). Such utterances teach
+    nothing, so they are counted (:mod:`src.tasks.ctc_feasibility`) when fitting starts, for the training
+    and validation splits, and when testing starts, for the test split, of a data module that lists its
+    utterances' targets (``TaskDataModule.utterance_targets``): each split logs
+    ``<split>/ctc_infeasible_fraction`` (0 when all fit); if some do not fit, a warning counts them and
+    names a ``frontend.hop_length`` at which all would; if no training utterance fits, fitting fails with
+    that message. Every training epoch logs ``train/ctc_zeroed_batches``, the batches holding an
+    utterance whose loss was zeroed, and warns when there were any.
 
     Evaluation decodes greedily (:func:`src.tasks.ctc_decoding.ctc_greedy_decode`) and scores the phone
     error rate on the 39-phone set over the whole split (:class:`src.tasks.phone_error_rate.PhoneErrorRate`).
@@ -60,7 +78,9 @@ class PhoneRecognitionTask(FrontendEncoderTask):
         ValueError: for an empty phone set, or an encoder that does not keep time (naming ``model=``).
 
     Consumes batches :data:`PhoneBatch`. Logged: ``train/loss`` (step and epoch), ``val/loss``,
-    ``val/per``, ``test/loss``, ``test/per`` (epoch).
+    ``val/per``, ``test/loss``, ``test/per``, ``train/ctc_zeroed_batches`` (epoch) and
+    ``{train,val,test}/ctc_infeasible_fraction`` (once per fit or test). Epoch values are reduced over
+    every process of a distributed run.
     """
 
     METRIC_MODES: ClassVar[dict[str, str]] = {"per": "min", "loss": "min"}
@@ -106,6 +126,8 @@ class PhoneRecognitionTask(FrontendEncoderTask):
         self.val_per = PhoneErrorRate()
         self.test_per = PhoneErrorRate()
         self.test_decodings: list[DecodedUtterance] = []
+        self.infeasible_fractions: dict[str, float] = {}
+        self._zeroed = torch.zeros(2, dtype=torch.int64)  # this epoch's (batches, utterances) zeroed
 
     def forward(
         self, waveforms: torch.Tensor, wave_lengths: torch.Tensor
@@ -147,12 +169,58 @@ class PhoneRecognitionTask(FrontendEncoderTask):
             for row, length in zip(targets.cpu(), target_lengths.cpu(), strict=True)
         ]
 
+    def on_fit_start(self) -> None:
+        """Count the training and validation utterances CTC cannot align (failing when no training
+        utterance fits) before the base class measures the standardisation statistics."""
+        self._check_feasibility(("train", "val"))
+        super().on_fit_start()
+
+    def on_train_start(self) -> None:
+        for split in ("train", "val"):
+            if split in self.infeasible_fractions:
+                self.log(f"{split}/ctc_infeasible_fraction", self.infeasible_fractions[split], sync_dist=True)
+
+    def on_test_start(self) -> None:
+        self._check_feasibility(("test",))
+        if "test" in self.infeasible_fractions:
+            self.log("test/ctc_infeasible_fraction", self.infeasible_fractions["test"], sync_dist=True)
+
+    def on_train_epoch_start(self) -> None:
+        self._zeroed = torch.zeros(2, dtype=torch.int64, device=self.device)
+
     def training_step(self, batch: PhoneBatch, batch_idx: int) -> torch.Tensor:
         waveforms, wave_lengths, targets, target_lengths = batch
         logits, frame_lengths = self(waveforms, wave_lengths)
         loss = self.ctc_loss(logits, frame_lengths, targets, target_lengths)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=len(waveforms))
+        zeroed = frame_lengths.to(targets.device) < required_frames(targets, target_lengths)
+        self._zeroed += torch.stack([zeroed.any(), zeroed.sum()]).to(self._zeroed)
+        self.log_loss("train", loss, len(waveforms))
+        self.log(
+            "train/ctc_zeroed_batches",
+            zeroed.any().float(),
+            on_step=False,
+            on_epoch=True,
+            reduce_fx="sum",
+            sync_dist=True,
+            batch_size=len(waveforms),
+        )
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        """Warn about this process's batches of the epoch whose loss ``zero_infinity`` zeroed (the logged
+        ``train/ctc_zeroed_batches`` counts those of every process; no collective is made here, as the
+        processes may not all reach this hook at the same point of their reductions)."""
+        batches, utterances = self._zeroed.tolist()
+        if batches:
+            where = f" on process {self.global_rank}" if self.trainer.world_size > 1 else ""
+            log.warning(
+                "Epoch %d%s: %d training batches held %d utterances with fewer encoder frames than their "
+                "phones need; CTC counted their loss as zero (zero_infinity), so they taught nothing",
+                self.current_epoch,
+                where,
+                batches,
+                utterances,
+            )
 
     def validation_step(self, batch: PhoneBatch, batch_idx: int) -> None:
         self._evaluate(batch, "val", self.val_per)
@@ -177,9 +245,38 @@ class PhoneRecognitionTask(FrontendEncoderTask):
         references = self.reference_phones(targets, target_lengths)
         per.update(hypotheses, references)
         batch_size = len(waveforms)
-        self.log(f"{stage}/loss", loss, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
+        self.log_loss(stage, loss, batch_size)
+        # a torchmetrics object: it reduces its own states over the processes
         self.log(f"{stage}/per", per, on_epoch=True, prog_bar=stage == "val", batch_size=batch_size)
         return hypotheses, references
+
+    def _check_feasibility(self, splits: Sequence[str]) -> None:
+        """Count each split's utterances CTC cannot align (see the class docstring); nothing to count
+        when the data module cannot list its utterances' targets.
+
+        Raises:
+            ValueError: no training utterance fits, naming ``frontend.hop_length`` and a hop that works.
+        """
+        datamodule = self.trainer.datamodule
+        output_length = EncoderOutputLength(self.encoder, self.frontend.out_features, self.device)
+        for split in splits:
+            try:
+                samples, targets = datamodule.utterance_targets(split)
+            except NotImplementedError:
+                log.debug("The data module does not list its targets: CTC feasibility is not checked upfront")
+                return
+            checked = split_feasibility(split, self.frontend, output_length, samples, targets)
+            self.infeasible_fractions[split] = checked.fraction
+            if not checked.infeasible:
+                continue
+            hop = largest_fitting_hop(self.hparams.frontend, output_length, samples, targets)
+            message = _infeasible_message(
+                checked, datamodule.files(split), output_length, self.hparams.frontend, hop
+            )
+            if split == "train" and checked.infeasible == len(checked.fits):
+                raise ValueError(message)
+            if self.trainer.is_global_zero:
+                log.warning(message)
 
     def write_test_outputs(self, datamodule: Any, output_dir: Path, loggers: list[Logger]) -> dict[str, Any]:
         """``<output_dir>/test_decodings.csv``: every tested utterance's file, reference and greedy
@@ -192,3 +289,32 @@ class PhoneRecognitionTask(FrontendEncoderTask):
             [decoded.hypothesis for decoded in decodings],
             output_dir,
         )
+
+
+def _infeasible_message(
+    checked: SplitFeasibility,
+    files: Sequence[str],
+    output_length: Callable[[int], int],
+    frontend: Mapping[str, Any],
+    hop: int | None,
+) -> str:
+    """What to tell the user about the utterances of ``checked`` that CTC cannot align."""
+    example = int((~checked.fits).nonzero()[0])
+    frames = int(checked.frames[example])
+    setting = f"frontend.hop_length={frontend['hop_length']}" if "hop_length" in frontend else "this frontend"
+    what = (
+        f"CTC cannot align {checked.infeasible} of the {len(checked.fits)} {checked.split} utterances "
+        f"({100 * checked.fraction:.1f}%): with {setting} and this model the encoder emits fewer frames "
+        f"than their phones need (e.g. {files[example]}: {frames} frontend frames, "
+        f"{output_length(frames)} encoder frames, {int(checked.required[example])} needed: one per phone "
+        "and a blank between equal neighbours), "
+        "so CTC counts their loss as zero (zero_infinity) and they teach nothing"
+    )
+    if hop is not None:
+        return f"{what}. Set frontend.hop_length={hop} or lower: then all of them fit."
+    if isinstance(frontend.get("hop_length"), int):
+        return (
+            f"{what}. Even frontend.hop_length=1 leaves some too short: choose a model that keeps every "
+            "frame (e.g. model=bilstm), or check the transcriptions of these utterances."
+        )
+    return f"{what}. Give the frontend more frames per second, or choose a model that keeps every frame."

@@ -17,8 +17,9 @@ from hydra.utils import instantiate
 
 from src.data.base import TaskDataModule
 from src.data.common.augmentation import WaveformAugmentation
+from src.data.timit.audio import TimitAudioError
 from src.data.timit.corpus import ensure_generated_corpus
-from src.data.timit.datamodule import TimitAudioError, TimitDataModule
+from src.data.timit.datamodule import TimitDataModule
 from src.data.timit.phones import PHONE_SETS, fold
 from src.data.timit.reader import (
     CORE_TEST_SPEAKERS,
@@ -28,6 +29,7 @@ from src.data.timit.reader import (
     TimitLayoutError,
     TimitTranscriptionError,
     check_split_sizes,
+    check_within_audio,
     find_corpus_dir,
     list_utterances,
     read_phones,
@@ -86,7 +88,7 @@ def test_reader_reads_both_casings(tmp_path: Path, lower: bool) -> None:
     assert all(u.path == (u.path.lower() if lower else u.path.upper()) for u in utterances)
     first = utterances[0]
     assert (first.corpus_set, first.region, first.speaker, first.name) == ("test", 1, "faks0", "si943")
-    phones = read_phones(corpus_dir / first.phn_path, num_samples=4000)
+    phones = read_phones(corpus_dir / first.phn_path)
     assert [(s.start, s.end, s.label) for s in phones] == PHONES
     assert (
         read_segments(corpus_dir / Path(first.phn_path).with_suffix(".wrd" if lower else ".WRD"))[0].label
@@ -174,8 +176,11 @@ def test_incomplete_timit_copy_is_a_clear_error(tmp_path: Path) -> None:
 def test_bad_phn_files_are_clear_errors(tmp_path: Path) -> None:
     phn = tmp_path / "X.PHN"
     phn.write_text("0 100 h#\n100 5000 aa\n")
-    with pytest.raises(TimitTranscriptionError, match=r"X.PHN line 2: segment 100-5000 ends after the audio"):
-        read_phones(phn, num_samples=4000)
+    with pytest.raises(
+        TimitTranscriptionError, match=r"X.PHN runs to sample 5000 .*segment 2.* but .*X.WAV holds only 4000"
+    ):
+        check_within_audio(read_phones(phn), phn, tmp_path / "X.WAV", 4000)
+    check_within_audio(read_phones(phn), phn, tmp_path / "X.WAV", 5000)  # ends with the audio: fine
     phn.write_text("0 100 h#\n100 200 xx\n")
     with pytest.raises(TimitTranscriptionError, match=r"'xx' .* is not one of the 61 TIMIT phones"):
         read_phones(phn)
@@ -290,7 +295,11 @@ def break_phn_unknown_phone(wav: Path) -> None:
         (break_wav_with_garbage, TimitAudioError, "Cannot decode audio file .*SI\\d+.WAV.*corrupt"),
         (break_wav_rate, TimitAudioError, "is 8000 Hz with 1 channels; TIMIT audio is 16000 Hz mono"),
         (break_wav_empty, TimitAudioError, "is empty"),
-        (break_phn_beyond_audio, TimitTranscriptionError, "SI\\d+.PHN line \\d+: .* ends after the audio"),
+        (
+            break_phn_beyond_audio,
+            TimitTranscriptionError,
+            "SI\\d+.PHN runs to sample .* but .*SI\\d+.WAV holds",
+        ),
         (break_phn_unknown_phone, TimitTranscriptionError, "'zz' .* not one of the 61 TIMIT phones"),
     ],
     ids=lambda value: getattr(value, "__name__", ""),

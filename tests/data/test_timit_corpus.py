@@ -98,7 +98,7 @@ def test_phn_wrd_txt_are_consistent(corpus_dir: Path) -> None:
     for utterance in list_utterances(corpus_dir):
         wav = corpus_dir / utterance.path
         frames = soundfile.info(wav).frames
-        phones = read_phones(wav.with_suffix(".PHN"), frames)  # labels in TIMIT_61, inside the audio
+        phones = read_phones(wav.with_suffix(".PHN"))  # labels in TIMIT_61
         assert phones[0].start == 0 and phones[-1].end == frames
         assert phones[0].label == phones[-1].label == "h#"
         assert all(a.end == b.start for a, b in itertools.pairwise(phones))  # contiguous
@@ -109,7 +109,7 @@ def test_phn_wrd_txt_are_consistent(corpus_dir: Path) -> None:
         seen_phones |= {p.label for p in phones}
         start, end, text = read_text(wav.with_suffix(".TXT"))
         assert (start, end) == (0, frames)
-        words = read_segments(wav.with_suffix(".WRD"), frames)
+        words = read_segments(wav.with_suffix(".WRD"))
         assert [w.label for w in words] == [word for _, _, word in words_of(text)]
         assert all(a.end <= b.start for a, b in itertools.pairwise(words))
         assert phones[0].end <= words[0].start and words[-1].end <= phones[-1].start

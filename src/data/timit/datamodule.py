@@ -6,8 +6,11 @@ read by :mod:`src.data.timit.reader` and split by speaker as the standard recipe
 development 400, core test 192 utterances, SA sentences never used). There is deliberately no option to
 add the SA sentences or to split at random: results stay comparable with the literature.
 
-Each split is decoded once into a cache, one memory-mapped int16 ``.npy`` of all its samples end to end
-plus a ``.json`` of the utterance offsets and their 61-phone transcriptions, so epochs do no per-file I/O.
+Each split is decoded once into a cache (:mod:`src.data.timit.split_cache`: one memory-mapped int16
+``.npy`` of all its samples end to end plus a ``.json`` of the utterance offsets and their 61-phone
+transcriptions), so epochs do no per-file I/O; a damaged cache is rebuilt with a warning. Files that
+cannot be right (truncated, corrupt, transcriptions beyond the audio) are errors naming them; utterances
+that are merely odd (near-empty, digital silence) are counted in a warning.
 Targets are the transcription folded to the 61-, 48- or 39-phone set (:func:`src.data.timit.phones.fold`,
 which deletes ``q`` for 48 and 39); consecutive equal phones after folding are kept.
 """
@@ -17,23 +20,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import soundfile
 import torch
-import torchaudio.functional as AF
-from filelock import FileLock
 from torch.nn.utils.rnn import pad_sequence
 from torch.utils.data import Dataset
 
 from src.data.common.augmentation import WaveformAugmentation
-from src.data.common.clip_cache import INT16_SCALE, to_int16
+from src.data.common.clip_cache import INT16_SCALE
 from src.data.common.split_datamodule import SplitDataModule
+from src.data.timit.audio import check_audio, decode_audio, resampled_length
 from src.data.timit.corpus import ensure_generated_corpus, read_manifest
 from src.data.timit.phones import PHONE_SETS, fold
 from src.data.timit.reader import (
@@ -41,26 +41,25 @@ from src.data.timit.reader import (
     STANDARD_SPLIT_SIZES,
     Utterance,
     check_split_sizes,
+    check_within_audio,
     find_corpus_dir,
     list_utterances,
     read_phones,
     standard_splits,
 )
+from src.data.timit.split_cache import load_or_build_split_cache
 
 log = logging.getLogger(__name__)
 
 CORPORA = ("generated", "timit")
-# Bump when the cache contents change meaning, so old caches are not reused.
-CACHE_FORMAT = "timit-int16-v1"
-_REPLACE_HINT = (
-    "Restore it from your TIMIT copy (data.corpus=timit) or delete the corpus folder to regenerate it."
-)
+# Bump when the cache contents change meaning, so old caches are not reused (v2: any sample format is
+# read at full scale, and the index lists silent utterances).
+CACHE_FORMAT = "timit-int16-v2"
+# Utterances shorter than this are warned about: no TIMIT sentence is (the shortest last about a second).
+SHORT_UTTERANCE_SECONDS = 0.5
+RESTORE_ODD = "unless they are meant so, restore them from your TIMIT copy (or regenerate the corpus)"
 
 Batch = tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
-
-
-class TimitAudioError(ValueError):
-    """A ``.WAV`` that cannot be used (corrupt, empty, not 16 kHz mono); the message names it and the fix."""
 
 
 class CachedUtteranceDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
@@ -131,7 +130,7 @@ class TimitDataModule(SplitDataModule):
         phones: Training label set: 61 (TIMIT's symbols), 48 or 39 (Lee & Hon foldings; ``q`` deleted).
         sample_rate: Rate of the waveforms in Hz; the 16 kHz audio is resampled where it differs.
         batch_size: Utterances per batch.
-        num_workers: DataLoader worker processes (persistent when > 0).
+        num_workers: DataLoader worker processes, started afresh each epoch (0: load in the main process).
         pin_memory: Pin batches in page-locked memory.
         generator: Keyword arguments for ``ensure_generated_corpus`` (``corpus="generated"`` only).
         cache_dir: Where the decoded splits go; default ``<root>/.cache``.
@@ -243,6 +242,13 @@ class TimitDataModule(SplitDataModule):
         self._splits = splits
         return splits
 
+    def utterance_targets(self, split: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Each utterance's length and targets without reading audio: ``(samples (utterances,) int64 at
+        :attr:`sample_rate`, one (phones,) int64 tensor of indices into :attr:`phones` per utterance)``,
+        in :meth:`files` order (the split must be set up)."""
+        dataset = self._dataset(split)
+        return torch.from_numpy(np.diff(dataset.offsets)), list(dataset.targets)
+
     def _build_split(self, split: str, utterances: list[Utterance]) -> CachedUtteranceDataset:
         samples_file, index = self._cached_split(split, utterances)
         index_of = {phone: i for i, phone in enumerate(self._phone_set)}
@@ -251,13 +257,43 @@ class TimitDataModule(SplitDataModule):
         hours = index["offsets"][-1] / self._sample_rate / 3600
         speakers = len({u.speaker for u in utterances})
         log.info("TIMIT %s split: %d utterances of %d speakers, %.2f h", split, len(files), speakers, hours)
+        self._warn_odd_utterances(split, files, np.diff(index["offsets"]), index["silent"])
         return CachedUtteranceDataset(samples_file, index["offsets"], targets, files)
 
+    def _warn_odd_utterances(
+        self, split: str, files: list[str], lengths: np.ndarray, silent: list[int]
+    ) -> None:
+        """One warning each, with counts and an example, for near-empty and digitally silent utterances:
+        usable, but no TIMIT sentence is either."""
+        short = np.flatnonzero(lengths < SHORT_UTTERANCE_SECONDS * self._sample_rate)
+        if len(short):
+            log.warning(
+                "TIMIT %s split: %d of %d utterances are shorter than %.1f s (e.g. %s: %d samples); TIMIT's "
+                "sentences all last longer, so these files are probably damaged: %s",
+                split,
+                len(short),
+                len(files),
+                SHORT_UTTERANCE_SECONDS,
+                files[short[0]],
+                lengths[short[0]],
+                RESTORE_ODD,
+            )
+        if silent:
+            log.warning(
+                "TIMIT %s split: %d of %d utterances are digital silence (every sample 0, e.g. %s): %s",
+                split,
+                len(silent),
+                len(files),
+                files[silent[0]],
+                RESTORE_ODD,
+            )
+
     def _cached_split(self, split: str, utterances: list[Utterance]) -> tuple[Path, dict[str, Any]]:
-        """The split's samples file and index (offsets, 61-phone transcriptions), decoded if not cached.
+        """The split's samples file and index (:func:`src.data.timit.split_cache.read_split_cache`),
+        decoded first when it is not cached or the cache is damaged.
 
         The cache name hashes the file list with each ``.WAV``/``.PHN`` size and mtime and the sample rate,
-        so any change to the corpus or the rate selects a new cache. Built under a file lock, atomically.
+        so any change to the corpus or the rate selects a new cache.
         """
         corpus_dir = self.corpus_dir
         key: dict[str, Any] = {"format": CACHE_FORMAT, "sample_rate": self._sample_rate, "files": []}
@@ -265,90 +301,32 @@ class TimitDataModule(SplitDataModule):
             wav, phn = os.stat(corpus_dir / u.path), os.stat(corpus_dir / u.phn_path)
             key["files"].append((u.path, wav.st_size, wav.st_mtime_ns, phn.st_size, phn.st_mtime_ns))
         digest = hashlib.sha256(json.dumps(key).encode()).hexdigest()[:24]
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         samples_file = self.cache_dir / f"timit-{split}-{digest}.npy"
-        index_file = samples_file.with_suffix(".json")
-        with FileLock(f"{samples_file}.lock"):
-            if samples_file.is_file() and index_file.is_file():
-                log.info("Reusing decoded TIMIT %s split from %s", split, samples_file)
-            else:
-                self._write_cache(split, utterances, samples_file, index_file)
-        index = json.loads(index_file.read_text())
-        total = np.load(samples_file, mmap_mode="r").shape
-        if len(index["offsets"]) != len(utterances) + 1 or total != (index["offsets"][-1],):
-            raise RuntimeError(f"Cache {samples_file} does not match its index {index_file}; delete both.")
+        index = load_or_build_split_cache(
+            samples_file,
+            len(utterances),
+            lambda: self._check_split(split, utterances),
+            f"TIMIT {split} split",
+        )
         return samples_file, index
 
-    def _write_cache(
-        self, split: str, utterances: list[Utterance], samples_file: Path, index_file: Path
-    ) -> None:
-        """Check every utterance, then decode them into ``samples_file`` (int16, end to end) and write the
-        index; both go to temporary files renamed into place, the samples last."""
+    def _check_split(
+        self, split: str, utterances: list[Utterance]
+    ) -> tuple[list[int], list[list[str]], Callable[[int], np.ndarray]]:
+        """Check every utterance's audio and transcription; return their lengths at :attr:`sample_rate`,
+        their 61-phone transcriptions and a decoder of utterance ``i``."""
         corpus_dir = self.corpus_dir
-        log.info("Checking and decoding %d TIMIT %s utterances into %s", len(utterances), split, samples_file)
+        log.info("Checking %d TIMIT %s utterances", len(utterances), split)
         lengths, transcriptions = [], []
         for u in utterances:
-            frames = _check_audio(corpus_dir / u.path)
-            transcriptions.append([s.label for s in read_phones(corpus_dir / u.phn_path, frames)])
-            lengths.append(_resampled_length(frames, SAMPLE_RATE, self._sample_rate))
-        offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-        tmp_samples = samples_file.with_name(f"{samples_file.name}.{os.getpid()}.tmp")
-        tmp_index = index_file.with_name(f"{index_file.name}.{os.getpid()}.tmp")
-        try:
-            samples = np.lib.format.open_memmap(
-                tmp_samples, mode="w+", dtype=np.int16, shape=(int(offsets[-1]),)
-            )
-            for i, u in enumerate(utterances):
-                samples[offsets[i] : offsets[i + 1]] = self._decode(corpus_dir / u.path, lengths[i])
-            samples.flush()
-            del samples
-            tmp_index.write_text(json.dumps({"offsets": offsets.tolist(), "phones": transcriptions}))
-            os.replace(tmp_index, index_file)
-            os.replace(tmp_samples, samples_file)
-        finally:
-            tmp_samples.unlink(missing_ok=True)
-            tmp_index.unlink(missing_ok=True)
+            wav, phn = corpus_dir / u.path, corpus_dir / u.phn_path
+            frames = check_audio(wav)
+            segments = read_phones(phn)
+            check_within_audio(segments, phn, wav, frames)
+            transcriptions.append([s.label for s in segments])
+            lengths.append(resampled_length(frames, SAMPLE_RATE, self._sample_rate))
 
-    def _decode(self, path: Path, length: int) -> np.ndarray:
-        """The ``(length,)`` int16 samples of ``path`` at :attr:`sample_rate` (already checked by
-        :func:`_check_audio`)."""
-        try:
-            samples, _ = soundfile.read(path, dtype="int16")
-        except (soundfile.SoundFileError, RuntimeError) as error:
-            raise TimitAudioError(f"Cannot decode audio file {path}: {error}. {_REPLACE_HINT}") from error
-        if self._sample_rate != SAMPLE_RATE:
-            wave = AF.resample(
-                torch.from_numpy(samples.astype(np.float32) / INT16_SCALE), SAMPLE_RATE, self._sample_rate
-            )
-            samples = to_int16(wave.numpy())
-        if samples.shape != (length,):
-            raise TimitAudioError(
-                f"Audio file {path} decodes to {samples.shape[0]} samples but its header promises {length} "
-                f"(at {self._sample_rate} Hz): it is truncated. {_REPLACE_HINT}"
-            )
-        return samples
+        def decode(i: int) -> np.ndarray:
+            return decode_audio(corpus_dir / utterances[i].path, self._sample_rate, lengths[i])
 
-
-def _check_audio(path: Path) -> int:
-    """Number of samples of a usable TIMIT ``.WAV`` (16 kHz, mono, not empty); raise naming the file."""
-    try:
-        info = soundfile.info(path)
-    except (soundfile.SoundFileError, RuntimeError) as error:
-        raise TimitAudioError(
-            f"Cannot decode audio file {path}: {error}. It is corrupt or not audio. {_REPLACE_HINT}"
-        ) from error
-    if info.frames == 0:
-        raise TimitAudioError(f"Audio file {path} is empty (0 samples). {_REPLACE_HINT}")
-    if info.samplerate != SAMPLE_RATE or info.channels != 1:
-        raise TimitAudioError(
-            f"Audio file {path} is {info.samplerate} Hz with {info.channels} channels; TIMIT audio is "
-            f"{SAMPLE_RATE} Hz mono and its .PHN sample offsets assume that rate. {_REPLACE_HINT} "
-            "(data.sample_rate resamples the waveforms after reading; it does not change this.)"
-        )
-    return info.frames
-
-
-def _resampled_length(frames: int, source_rate: int, target_rate: int) -> int:
-    """Length of ``frames`` samples after :func:`torchaudio.functional.resample` to ``target_rate``."""
-    gcd = math.gcd(source_rate, target_rate)
-    return -(-frames * (target_rate // gcd) // (source_rate // gcd))
+        return lengths, transcriptions, decode

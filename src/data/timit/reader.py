@@ -190,16 +190,16 @@ def check_split_sizes(
         )
 
 
-def read_segments(path: str | Path, num_samples: int | None = None) -> list[Segment]:
-    """Read a ``.PHN`` or ``.WRD`` file: lines ``<start> <end> <label>``, ``0 <= start < end``, starts in
-    non-decreasing order and, if ``num_samples`` is given, ``end <= num_samples``.
+def read_segments(path: str | Path) -> list[Segment]:
+    """Read a ``.PHN`` or ``.WRD`` file: lines ``<start> <end> <label>`` with ``0 <= start < end``, starts
+    in non-decreasing order (a UTF-8 byte-order mark before the first line is ignored).
 
     Raises:
-        TimitTranscriptionError: a malformed line, a segment out of order or beyond the audio, or no lines.
+        TimitTranscriptionError: a malformed line, a segment out of order, or no lines.
     """
     path = Path(path)
     segments = []
-    for number, line in enumerate(path.read_text(encoding="ascii", errors="replace").splitlines(), 1):
+    for number, line in enumerate(_read_ascii(path).splitlines(), 1):
         if not line.strip():
             continue
         fields = line.split()
@@ -214,39 +214,57 @@ def read_segments(path: str | Path, num_samples: int | None = None) -> list[Segm
                 f"{path} line {number}: segment {start}-{end} is empty or starts before the previous one; "
                 "restore the file from your TIMIT copy."
             )
-        if num_samples is not None and end > num_samples:
-            raise TimitTranscriptionError(
-                f"{path} line {number}: segment {start}-{end} ends after the audio ({num_samples} samples); "
-                "the .PHN/.WRD file does not belong to its .WAV. Restore both from your TIMIT copy."
-            )
         segments.append(Segment(start, end, fields[2]))
     if not segments:
         raise TimitTranscriptionError(f"{path} is empty; restore it from your TIMIT copy.")
     return segments
 
 
-def read_phones(path: str | Path, num_samples: int | None = None) -> list[Segment]:
+def read_phones(path: str | Path) -> list[Segment]:
     """Read a ``.PHN`` file (see :func:`read_segments`); every label must be one of the 61 TIMIT phones."""
-    segments = read_segments(path, num_samples)
+    segments = read_segments(path)
     known = set(TIMIT_61)
     for segment in segments:
         if segment.label not in known:
+            bytes_note = " (it holds bytes that are not ASCII)" if "\ufffd" in segment.label else ""
             raise TimitTranscriptionError(
-                f"{path}: {segment.label!r} (at samples {segment.start}-{segment.end}) is not one of the 61 "
-                "TIMIT phones (src/data/timit/phones.py); correct the label in that file."
+                f"{path}: {segment.label!r}{bytes_note} (at samples {segment.start}-{segment.end}) is not "
+                "one of the 61 TIMIT phones (src/data/timit/phones.py); correct the label in that file."
             )
     return segments
+
+
+def check_within_audio(
+    segments: list[Segment], path: str | Path, audio: str | Path, num_samples: int
+) -> None:
+    """Raise :class:`TimitTranscriptionError` naming both files when a segment of ``path`` (a ``.PHN`` or
+    ``.WRD``) ends after the ``num_samples`` samples of its ``audio`` file: the audio is truncated (a
+    near-empty ``.WAV`` with a whole utterance's phones), or the transcription belongs to another one."""
+    number, last = max(enumerate(segments, 1), key=lambda item: item[1].end)
+    if last.end > num_samples:
+        raise TimitTranscriptionError(
+            f"{path} runs to sample {last.end} ({last.end / SAMPLE_RATE:.3f} s, segment {number}) but "
+            f"{audio} holds only {num_samples} samples ({num_samples / SAMPLE_RATE:.3f} s): the audio is "
+            "truncated, or the transcription belongs to another recording. Restore both from your TIMIT "
+            "copy (or regenerate the synthetic corpus)."
+        )
 
 
 def read_text(path: str | Path) -> tuple[int, int, str]:
     """Read a ``.TXT`` file: ``(start, end, text)`` from its line ``<start> <end> <text>``."""
     path = Path(path)
-    fields = path.read_text(encoding="ascii", errors="replace").strip().split(maxsplit=2)
+    fields = _read_ascii(path).strip().split(maxsplit=2)
     if len(fields) != 3 or not fields[0].isdigit() or not fields[1].isdigit():
         raise TimitTranscriptionError(
             f"{path} is not one line '<start sample> <end sample> <text>'; restore it from your TIMIT copy."
         )
     return int(fields[0]), int(fields[1]), fields[2]
+
+
+def _read_ascii(path: Path) -> str:
+    """The text of a transcription file, without a UTF-8 byte-order mark an editor may have added;
+    other non-ASCII bytes become U+FFFD, which no label or number matches."""
+    return path.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("ascii", errors="replace")
 
 
 def _child(folder: Path, lower_name: str) -> Path | None:
