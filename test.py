@@ -16,10 +16,13 @@ os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="test")
 def main(cfg: DictConfig) -> float:
-    """Test the checkpoint, print and return its task's test metric (accuracy, or phone error rate)."""
+    """Test the checkpoint; print its task's test metric (accuracy, or phone error rate), with the data keys
+    that differ from the checkpoint's, and return the metric."""
     summary = evaluate(cfg)
     name = summary["test_metric"]
     print(f"{name} = {summary['metrics'][name]:.4f}  ({summary['corpus_note']}; {cfg.ckpt_path})")
+    if summary["data_changes"]:
+        print(f"tested on data changed from the checkpoint's: {', '.join(summary['data_changes'])}")
     return summary["metrics"][name]
 
 

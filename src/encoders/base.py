@@ -42,3 +42,16 @@ class Encoder(nn.Module):
             reports every output frame as real.
         """
         raise NotImplementedError
+
+    def check_input_frames(self, num_frames: int) -> None:
+        """Refuse examples of ``num_frames`` frames that this encoder cannot read (e.g. another length than
+        an encoder of a fixed input size was built for). Default: any ``num_frames >= 1``.
+
+        Raises:
+            ValueError: naming the ``model.<key>`` that fixes the length, or the example length.
+        """
+        if num_frames < 1:
+            raise ValueError(
+                f"examples of {num_frames} frames leave {type(self).__name__} nothing to read: lengthen "
+                "data.clip_seconds"
+            )

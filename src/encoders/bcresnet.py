@@ -14,6 +14,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from src.encoders.base import Encoder
+from src.encoders.config_values import common_divisors
+from src.utils.config_values import positive_int, positive_number, probability
 from src.utils.lengths import check_lengths, frame_mask, full_lengths
 
 STAGE_DEPTHS = (2, 2, 4, 4)
@@ -220,6 +222,11 @@ class BCResNet(Encoder):
         groups: ``groups`` of the pointwise convolutions; must divide every width.
         sub_bands: frequency sub-bands of every :class:`SubSpectralNorm` (5 in the reference).
         dropout: ``Dropout2d`` probability at the end of each block's temporal branch (0.1 in the reference).
+
+    Raises:
+        ValueError: for a setting that cannot work (``width_multiplier`` below 0.125, ``groups`` or
+            ``sub_bands`` that are not integers >= 1, ``groups`` that does not divide every width,
+            ``dropout`` outside ``[0, 1)``), naming the ``model.<key>``.
     """
 
     def __init__(
@@ -231,23 +238,26 @@ class BCResNet(Encoder):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
+        positive_number("model.width_multiplier", width_multiplier, 1.0)
+        positive_int("model.groups", groups, 1)
+        positive_int("model.sub_bands", sub_bands, 5)
+        probability("model.dropout", dropout, 0.1)
         widths = bcresnet_widths(width_multiplier)
         if min(widths) < 1:
             raise ValueError(
                 f"model.width_multiplier={width_multiplier} gives channel widths {widths}: "
                 "it must be at least 0.125 so that int(8 * width_multiplier) >= 1"
             )
-        if groups < 1:
-            raise ValueError(f"model.groups must be >= 1, got {groups}")
         not_divisible = sorted({c for c in widths if c % groups})
         if not_divisible:
+            divisors = common_divisors(widths)
+            example = max(d for d in divisors if d < groups)
             raise ValueError(
                 f"model.groups={groups} does not divide the channel widths {not_divisible} of "
                 f"model.width_multiplier={width_multiplier} (widths {widths}): choose groups among the "
-                "common divisors of the widths"
+                f"common divisors of the widths ({', '.join(map(str, divisors))}; e.g. "
+                f"model.groups={example})"
             )
-        if sub_bands < 1:
-            raise ValueError(f"model.sub_bands must be >= 1, got {sub_bands}")
         self.in_features = in_features
         self.widths = widths
         self.out_features = widths[5]

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from src.encoders.base import Encoder
+from src.encoders.config_values import common_divisors
+from src.utils.config_values import positive_int, positive_ints
 from src.utils.lengths import full_lengths
 
 
@@ -30,6 +32,10 @@ class Conv1dCNN(Encoder):
         channels: output width of the stem and of each block.
         kernel_size: temporal kernel size of every convolution (odd, so padding keeps length).
         groups: ``groups`` of each block's convolution; must divide every width in ``channels``.
+
+    Raises:
+        ValueError: for a setting that cannot work (widths or sizes that are not integers >= 1, an even
+            ``kernel_size``, ``groups`` that does not divide every width), naming the ``model.<key>``.
     """
 
     def __init__(
@@ -40,18 +46,22 @@ class Conv1dCNN(Encoder):
         groups: int = 1,
     ) -> None:
         super().__init__()
-        channels = list(channels)
-        if not channels:
-            raise ValueError("model.channels must list at least one width")
+        channels = positive_ints("model.channels", channels, [64, 64, 128, 128])
+        positive_int("model.kernel_size", kernel_size, 3)
         if kernel_size % 2 == 0:
-            raise ValueError(f"model.kernel_size must be odd so padding keeps the length, got {kernel_size}")
-        if groups < 1:
-            raise ValueError(f"model.groups must be >= 1, got {groups}")
+            raise ValueError(
+                f"model.kernel_size must be odd so padding keeps the length, got {kernel_size}: e.g. "
+                f"model.kernel_size={kernel_size + 1}"
+            )
+        positive_int("model.groups", groups, 1)
         not_divisible = [c for c in channels if c % groups]
         if not_divisible:
+            divisors = common_divisors(channels)
+            example = max(d for d in divisors if d < groups)
             raise ValueError(
                 f"model.groups={groups} does not divide the channel widths {not_divisible} "
-                f"of model.channels={channels}: choose groups among the common divisors of the widths, "
+                f"of model.channels={channels}: choose groups among the common divisors of the widths "
+                f"({', '.join(map(str, divisors))}; e.g. model.groups={example}), "
                 "or widths that are multiples of groups"
             )
         padding = kernel_size // 2

@@ -9,6 +9,7 @@ from torch import nn
 
 from src.encoders.base import Encoder
 from src.encoders.recurrent import RecurrentLayers
+from src.utils.config_values import positive_ints
 from src.utils.lengths import check_lengths, frame_mask, full_lengths
 
 CONVS = ("conv1d", "conv2d")
@@ -45,6 +46,10 @@ class CRNN(Encoder):
         num_layers: stacked LSTM layers.
         bidirectional: also run each LSTM layer backwards in time; doubles the output width.
         dropout: dropout probability between LSTM layers.
+
+    Raises:
+        ValueError: for a setting that cannot work, naming the ``model.<key>`` (the LSTM settings are
+            checked by :class:`~src.encoders.recurrent.RecurrentLayers`).
     """
 
     def __init__(
@@ -58,13 +63,9 @@ class CRNN(Encoder):
         dropout: float = 0.1,
     ) -> None:
         super().__init__()
-        conv_channels = list(conv_channels)
         if conv not in CONVS:
             raise ValueError(f"model.conv must be one of {list(CONVS)}, got {conv!r}")
-        if not conv_channels:
-            raise ValueError("model.conv_channels must list at least one width")
-        if min(conv_channels) < 1:
-            raise ValueError(f"model.conv_channels must all be >= 1, got {conv_channels}")
+        conv_channels = positive_ints("model.conv_channels", conv_channels, [16, 32])
         self.conv = conv
         blocks = []
         if conv == "conv2d":

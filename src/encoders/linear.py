@@ -6,6 +6,7 @@ from __future__ import annotations
 import torch
 
 from src.encoders.base import Encoder
+from src.utils.config_values import positive_int
 from src.utils.lengths import full_lengths
 
 
@@ -35,11 +36,22 @@ class FlattenFrames(Encoder):
                 "model.num_frames is not set: the task sets it from the frontend and the clip length, "
                 "or give it explicitly"
             )
-        if num_frames < 1:
-            raise ValueError(f"model.num_frames must be >= 1, got {num_frames}")
+        positive_int("model.num_frames", num_frames, 101)
         self.in_features = in_features
         self.num_frames = num_frames
         self.out_features = in_features * num_frames
+
+    def check_input_frames(self, num_frames: int) -> None:
+        """Refuse any other frame count than ``num_frames``, the one the clip head's weights were sized for.
+
+        Raises:
+            ValueError: when ``num_frames != self.num_frames``.
+        """
+        if num_frames != self.num_frames:
+            raise ValueError(
+                f"model=linear reads exactly model.num_frames={self.num_frames} frames per example (its "
+                f"weights are sized for them), but the examples give {num_frames} frames"
+            )
 
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor | None = None

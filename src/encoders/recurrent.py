@@ -17,6 +17,7 @@ from torch import nn
 
 from src.encoders.base import Encoder
 from src.utils.complexity import ExactMacs
+from src.utils.config_values import flag, positive_int, probability
 from src.utils.lengths import check_lengths, frame_mask, full_lengths
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -67,6 +68,9 @@ class RecurrentLayers(ExactMacs):
         num_layers: stacked recurrent layers.
         bidirectional: also run each layer backwards in time.
         dropout: dropout probability between recurrent layers (unused with one layer).
+
+    Raises:
+        ValueError: for a setting that cannot work, naming the ``model.<key>``.
     """
 
     def __init__(
@@ -81,12 +85,10 @@ class RecurrentLayers(ExactMacs):
         super().__init__()
         if cell not in CELLS:
             raise ValueError(f"model.cell must be one of {sorted(CELLS)}, got {cell!r}")
-        if hidden_size < 1:
-            raise ValueError(f"model.hidden_size must be >= 1, got {hidden_size}")
-        if num_layers < 1:
-            raise ValueError(f"model.num_layers must be >= 1, got {num_layers}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"model.dropout must be in [0, 1), got {dropout}")
+        positive_int("model.hidden_size", hidden_size, 64)
+        positive_int("model.num_layers", num_layers, 2)
+        probability("model.dropout", dropout, 0.1)
+        flag("model.bidirectional", bidirectional)
         self.cell = cell
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -192,7 +194,9 @@ class RecurrentEncoder(Encoder):
         input_batchnorm: bool = True,
     ) -> None:
         super().__init__()
-        self.input_norm = nn.BatchNorm1d(in_features) if input_batchnorm else nn.Identity()
+        self.input_norm = (
+            nn.BatchNorm1d(in_features) if flag("model.input_batchnorm", input_batchnorm) else nn.Identity()
+        )
         self.layers = RecurrentLayers(cell, in_features, hidden_size, num_layers, bidirectional, dropout)
         self.out_features = self.layers.output_size
         self.bidirectional = bidirectional

@@ -22,7 +22,8 @@ class EncoderStack(Encoder):
             ``in_features``, in the order they run (the names become submodule names).
 
     Raises:
-        ValueError: when ``encoders`` is empty.
+        ValueError: when ``encoders`` is empty, or a part refuses its settings (its message then names
+            ``model.encoders.<name>.<key>``).
     """
 
     def __init__(self, in_features: int, encoders: Mapping[str, Callable[..., Encoder]]) -> None:
@@ -31,7 +32,10 @@ class EncoderStack(Encoder):
             raise ValueError("model.encoders must name at least one encoder")
         self.encoders = nn.ModuleDict()
         for name, build in encoders.items():
-            encoder = build(in_features=in_features)
+            try:
+                encoder = build(in_features=in_features)
+            except ValueError as error:  # the part's own message names model.<key>: say which part
+                raise ValueError(str(error).replace("model.", f"model.encoders.{name}.")) from error
             self.encoders[name] = encoder
             in_features = encoder.out_features
         parts = list(self.encoders.values())

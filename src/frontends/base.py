@@ -51,6 +51,22 @@ class Frontend(nn.Module):
         frame_lengths = self.num_frames(lengths.to(features.device).long())
         return features, torch.as_tensor(frame_lengths).clamp(1, frames)
 
+    def check_input_samples(self, num_samples: int) -> None:
+        """Refuse examples of ``num_samples`` samples that this frontend cannot turn into features.
+
+        Called before training and testing with the data's example length (``datamodule.example_samples``).
+        Default: at least one frame (``num_frames(num_samples) >= 1``); subclasses that pad or window the
+        waveform refuse what their padding cannot take and say which length works.
+
+        Raises:
+            ValueError: naming ``data.clip_seconds`` (the example length).
+        """
+        if self.num_frames(num_samples) < 1:
+            raise ValueError(
+                f"examples of {num_samples} samples give no frame of {type(self).__name__}: lengthen "
+                "data.clip_seconds"
+            )
+
     def constrain_(self) -> None:
         """Project trainable parameters back onto their allowed set; called after every optimiser step.
 

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 from torch import Tensor
 from torchaudio.functional import melscale_fbanks
 
 from src.frontends.base import Frontend
+from src.utils.config_values import choice, flag, positive_int, real_number
+
+PAD_MODES = ("reflect", "constant", "replicate", "circular")
+"""``pad_mode`` choices: the padding modes of ``torch.nn.functional.pad`` that ``torch.stft`` accepts."""
 
 # Slaney (Auditory Toolbox) mel scale: linear below 1 kHz, logarithmic above, as in torchaudio and librosa.
 _SLANEY_HZ_PER_MEL = 200.0 / 3
@@ -48,7 +53,10 @@ class MelFrontend(Frontend):
         log_offset: Constant added to the mel energies before the natural logarithm.
 
     Raises:
-        ValueError: for settings that cannot work, naming the ``frontend.<key>=`` to change.
+        ValueError: for settings that cannot work (a size that is not a positive integer, ``win_length >
+            n_fft``, ``f_min``/``f_max`` outside ``0 <= f_min < f_max <= sample_rate / 2``, ``power`` or
+            ``log_offset`` not positive, a ``pad_mode``/``norm``/``mel_scale`` that does not exist, a
+            non-boolean ``center``), naming the ``frontend.<key>=`` to change and a value that works.
     """
 
     def __init__(
@@ -69,34 +77,88 @@ class MelFrontend(Frontend):
         log_offset: float = 1e-6,
     ) -> None:
         super().__init__()
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, int) or sample_rate < 1:
+            raise ValueError(
+                f"frontend.sample_rate={sample_rate!r} must be a positive integer in Hz: it is "
+                "${data.sample_rate} in a run, so set data.sample_rate, e.g. data.sample_rate=16000"
+            )
         self.sample_rate = sample_rate
-        self.n_fft = n_fft
-        self.win_length = win_length if win_length is not None else n_fft
-        self.hop_length = hop_length if hop_length is not None else self.win_length // 2
-        self.f_min = f_min
-        self.f_max = f_max if f_max is not None else float(sample_rate // 2)
-        self.n_mels = n_mels
-        self.power = power
-        self.center = center
-        self.pad_mode = pad_mode
-        self.norm = norm
-        self.mel_scale = mel_scale
-        self.log_offset = log_offset
-        self.out_features: int = n_mels
-
-        if not 0 < self.win_length <= n_fft:
-            raise ValueError(
-                f"win_length must be in (0, n_fft={n_fft}], got {self.win_length}: "
-                "change frontend.win_length= or frontend.n_fft="
-            )
-        if self.hop_length <= 0:
-            raise ValueError(f"hop_length must be positive, got {self.hop_length}: set frontend.hop_length=")
+        self.n_fft = positive_int("frontend.n_fft", n_fft, round(0.025 * sample_rate))
+        self.win_length = self._check_win_length(win_length)
+        self.hop_length = self._check_hop_length(hop_length)
+        self.n_mels = positive_int("frontend.n_mels", n_mels, 40)
+        self.f_min, self.f_max = self._check_frequency_range(f_min, f_max)
+        self.power = real_number("frontend.power", power, 2.0)
         if power <= 0:
-            raise ValueError(f"power must be positive, got {power}: set frontend.power=")
-        if f_min > self.f_max:
             raise ValueError(
-                f"require f_min ({f_min}) <= f_max ({self.f_max}): change frontend.f_min= or frontend.f_max="
+                f"frontend.power={power} must be positive: e.g. frontend.power=2.0 (power) or "
+                "frontend.power=1.0 (magnitude)"
             )
+        self.center = flag("frontend.center", center)
+        self.pad_mode = choice("frontend.pad_mode", pad_mode, PAD_MODES)
+        self.norm = choice("frontend.norm", norm, (None, "slaney"))
+        self.mel_scale = choice("frontend.mel_scale", mel_scale, ("htk", "slaney"))
+        self.log_offset = real_number("frontend.log_offset", log_offset, 1e-6)
+        if log_offset <= 0:
+            raise ValueError(
+                f"frontend.log_offset={log_offset} must be positive: log(mel + log_offset) of a silent or "
+                "zero-padded frame is otherwise -inf or NaN; e.g. frontend.log_offset=1e-6"
+            )
+        self.out_features: int = self.n_mels
+
+    def _check_win_length(self, win_length: object) -> int:
+        """``win_length`` (``None``: ``n_fft``), an integer in ``[1, n_fft]``."""
+        if win_length is None:
+            return self.n_fft
+        if isinstance(win_length, bool) or not isinstance(win_length, int) or win_length < 1:
+            raise ValueError(
+                f"frontend.win_length={win_length!r} must be a positive integer at most "
+                f"frontend.n_fft={self.n_fft}, or null (which means n_fft)"
+            )
+        if win_length > self.n_fft:
+            raise ValueError(
+                f"frontend.win_length={win_length} is longer than frontend.n_fft={self.n_fft}: set "
+                f"frontend.win_length={self.n_fft} (or null, which means n_fft) or "
+                f"frontend.n_fft={win_length}"
+            )
+        return win_length
+
+    def _check_hop_length(self, hop_length: object) -> int:
+        """``hop_length`` (``None``: ``win_length // 2``), an integer ``>= 1``."""
+        example = max(1, self.sample_rate // 100)  # 10 ms
+        if hop_length is None:
+            if self.win_length // 2 < 1:
+                raise ValueError(
+                    f"frontend.hop_length=null means win_length // 2 = 0 for frontend.win_length="
+                    f"{self.win_length}: set frontend.hop_length={example}"
+                )
+            return self.win_length // 2
+        return positive_int("frontend.hop_length", hop_length, example)
+
+    def _check_frequency_range(self, f_min: object, f_max: object) -> tuple[int | float, int | float]:
+        """``(f_min, f_max)`` in Hz (``f_max=None``: ``sample_rate // 2``) with ``0 <= f_min < f_max`` and
+        ``f_max`` at most the Nyquist frequency ``sample_rate / 2``."""
+        nyquist = self.sample_rate / 2
+        low = real_number("frontend.f_min", f_min, 0.0)
+        high = (
+            float(self.sample_rate // 2) if f_max is None else real_number("frontend.f_max", f_max, nyquist)
+        )
+        if low < 0:
+            raise ValueError(f"frontend.f_min={f_min} must be at least 0 Hz, e.g. frontend.f_min=0.0")
+        if high > nyquist:
+            raise ValueError(
+                f"frontend.f_max={f_max} is above the Nyquist frequency sample_rate / 2 = {nyquist} Hz of "
+                f"frontend.sample_rate={self.sample_rate} (data.sample_rate): set frontend.f_max={nyquist} "
+                "(or null, which means sample_rate // 2)"
+            )
+        if low >= high:
+            fixes = (["frontend.f_min=0.0"] if low > 0 else []) + (
+                [f"frontend.f_max={nyquist} (or null)"] if high < nyquist else []
+            )
+            raise ValueError(
+                f"frontend.f_min={low} must be below frontend.f_max={high}: set {' or '.join(fixes)}"
+            )
+        return low, high
 
     def triangular_mel_filters(self) -> Tensor:
         """Triangular mel filters of shape ``(n_fft // 2 + 1, n_mels)`` for these settings; one column per
@@ -114,6 +176,44 @@ class MelFrontend(Frontend):
             n_mels=self.n_mels,
             norm=self.norm,
             mel_scale=self.mel_scale,
+        )
+
+    def min_input_samples(self) -> int:
+        """The fewest samples an example may have: ``n_fft`` without ``center``; with it, what padding by
+        ``n_fft // 2`` on both sides needs (``reflect``: more than ``n_fft // 2``, ``circular``: at least
+        ``n_fft // 2``, ``constant`` and ``replicate``: one)."""
+        if not self.center:
+            return self.n_fft
+        pad = self.n_fft // 2
+        return max(1, {"reflect": pad + 1, "circular": pad}.get(self.pad_mode, 1))
+
+    def check_input_samples(self, num_samples: int) -> None:
+        """Refuse examples shorter than :meth:`min_input_samples`, naming ``data.clip_seconds`` and
+        ``frontend.n_fft`` with values that work.
+
+        Raises:
+            ValueError: when ``num_samples < min_input_samples()``.
+        """
+        shortest = self.min_input_samples()
+        if num_samples >= shortest:
+            return
+        if num_samples < 1:
+            raise ValueError(
+                f"examples of {num_samples} samples hold no audio: data.clip_seconds must be positive"
+            )
+        padding = f"centred {self.pad_mode} padding by n_fft // 2 = {self.n_fft // 2} samples"
+        if not self.center:
+            why, longest_fft = "an uncentred frame (frontend.center=false) needs n_fft samples", num_samples
+        elif self.pad_mode == "reflect":
+            why, longest_fft = f"{padding} needs more than that", 2 * num_samples - 1
+        else:  # circular: the only other padding that needs more than one sample
+            why, longest_fft = f"{padding} needs at least that", 2 * num_samples + 1
+        seconds = math.ceil(shortest / self.sample_rate * 1e4) / 1e4
+        raise ValueError(
+            f"examples of {num_samples} samples ({num_samples / self.sample_rate:.4g} s at "
+            f"{self.sample_rate} Hz) are too short for frontend.n_fft={self.n_fft}: {why}. Set "
+            f"data.clip_seconds to at least {seconds} ({shortest} samples), or frontend.n_fft (and "
+            f"frontend.win_length) to at most {longest_fft}"
         )
 
     def num_frames(self, num_samples: int | Tensor) -> int | Tensor:
@@ -141,11 +241,55 @@ def triangular_mel_fbanks(
 
     Raises:
         ValueError: when some filter falls between two FFT bins and is all zero (``n_mels`` too
-            large for ``n_fft`` and the ``f_min``-``f_max`` range): its feature would be constant.
+            large for ``n_fft`` and the ``f_min``-``f_max`` range): its feature would be constant. The
+            message gives the largest ``frontend.n_mels`` and the smallest power-of-two multiple of
+            ``frontend.n_fft`` that work.
     """
+    settings = {
+        "sample_rate": sample_rate,
+        "f_min": f_min,
+        "f_max": f_max,
+        "norm": norm,
+        "mel_scale": mel_scale,
+    }
+    fbanks = _melscale_fbanks(n_fft, n_mels, **settings)
+    empty = _empty_filters(fbanks)
+    if empty:
+        instead = _settings_without_empty_filters(n_fft, n_mels, settings)
+        raise ValueError(
+            f"n_mels={n_mels} is too large for n_fft={n_fft} over {f_min}-{f_max} Hz: {empty} mel filters "
+            f"fall between FFT bins and are all zero. {instead}"
+        )
+    return fbanks
+
+
+def _settings_without_empty_filters(n_fft: int, n_mels: int, settings: dict[str, Any]) -> str:
+    """What to set instead: the largest ``n_mels`` below ``n_mels`` and the smallest ``n_fft * 2 ** k``
+    (``k`` up to 7) whose filters are all non-zero, with the other ``settings`` unchanged."""
+    fewer = next(
+        (m for m in range(n_mels - 1, 0, -1) if not _empty_filters(_melscale_fbanks(n_fft, m, **settings))),
+        None,
+    )
+    larger = next(
+        (
+            n
+            for n in (n_fft * 2**k for k in range(1, 8))
+            if not _empty_filters(_melscale_fbanks(n, n_mels, **settings))
+        ),
+        None,
+    )
+    lower = f"Lower frontend.n_mels to {fewer}" if fewer else "Lower frontend.n_mels"
+    return lower + (f" or raise frontend.n_fft to {larger}." if larger else " or widen frontend.f_min-f_max.")
+
+
+def _melscale_fbanks(
+    n_fft: int, n_mels: int, *, sample_rate: int, f_min: float, f_max: float, norm: str | None, mel_scale: str
+) -> Tensor:
+    """``torchaudio.functional.melscale_fbanks`` on ``n_fft // 2 + 1`` bins, its all-zero warning silenced
+    (the callers raise an error instead)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # replaced by the error below
-        fbanks = melscale_fbanks(
+        warnings.simplefilter("ignore", UserWarning)
+        return melscale_fbanks(
             n_freqs=n_fft // 2 + 1,
             f_min=f_min,
             f_max=f_max,
@@ -154,14 +298,11 @@ def triangular_mel_fbanks(
             norm=norm,
             mel_scale=mel_scale,
         )
-    empty = int((fbanks.max(dim=0).values == 0).sum())
-    if empty:
-        raise ValueError(
-            f"n_mels={n_mels} is too large for n_fft={n_fft} over "
-            f"{f_min}-{f_max} Hz: {empty} mel filters fall between FFT bins and are all "
-            "zero. Lower frontend.n_mels or raise frontend.n_fft."
-        )
-    return fbanks
+
+
+def _empty_filters(fbanks: Tensor) -> int:
+    """How many columns (filters) of ``(n_freqs, n_mels)`` filters are all zero."""
+    return int((fbanks.max(dim=0).values == 0).sum())
 
 
 def hz_to_mel(freq: float, mel_scale: str = "htk") -> float:

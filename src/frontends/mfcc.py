@@ -27,7 +27,7 @@ class MFCC(Frontend):
             ``pad_mode``, ``norm``, ``mel_scale``, ``log_offset``), with its defaults.
 
     Raises:
-        ValueError: when ``n_mfcc`` is not in ``[1, n_mels]`` (naming ``frontend.n_mfcc=``), or for
+        ValueError: when ``n_mfcc`` is not an integer in ``[1, n_mels]`` (naming ``frontend.n_mfcc=``), or for
             ``LogMelFilterBanks``' own configuration errors.
     """
 
@@ -35,10 +35,11 @@ class MFCC(Frontend):
         super().__init__()
         self.log_mel = LogMelFilterBanks(**log_mel_kwargs)
         n_mels = self.log_mel.n_mels
-        if not 0 < n_mfcc <= n_mels:
+        if isinstance(n_mfcc, bool) or not isinstance(n_mfcc, int) or not 0 < n_mfcc <= n_mels:
+            more_mels = f" or frontend.n_mels={n_mfcc}" if isinstance(n_mfcc, int) and n_mfcc > n_mels else ""
             raise ValueError(
-                f"frontend.n_mfcc={n_mfcc} must be between 1 and n_mels={n_mels}: lower frontend.n_mfcc= "
-                "or raise frontend.n_mels="
+                f"frontend.n_mfcc={n_mfcc!r} must be an integer between 1 and n_mels={n_mels}: set "
+                f"frontend.n_mfcc={min(20, n_mels)}{more_mels}"
             )
         self.n_mfcc = n_mfcc
         self.out_features: int = n_mfcc
@@ -53,6 +54,10 @@ class MFCC(Frontend):
     def num_frames(self, num_samples: int | torch.Tensor) -> int | torch.Tensor:
         """Number of frames produced for a clip of ``num_samples`` samples (an int or an integer tensor)."""
         return self.log_mel.num_frames(num_samples)
+
+    def check_input_samples(self, num_samples: int) -> None:
+        """:meth:`LogMelFilterBanks.check_input_samples`: refuse examples too short for the STFT."""
+        self.log_mel.check_input_samples(num_samples)
 
     def analytic_macs(self, num_samples: int) -> int:
         """Multiply-accumulates for one clip that ptflops' ``aten`` backend does not count.

@@ -38,6 +38,7 @@ from src.frontends.mel import (
     mel_to_hz,
     triangular_filters,
 )
+from src.utils.config_values import choice, flag
 
 FILTERBANKS = ("matrix", "parametric")
 # Parametric filters never get narrower than this (in mel), so their slopes stay finite; far below the
@@ -123,15 +124,13 @@ class TrainableLogMel(MelFrontend):
         **settings: Any,
     ) -> None:
         super().__init__(**settings)
-        self.trainable_stft = trainable_stft
-        self.trainable_mel = trainable_mel
-        self.random_mel = random_mel
-        self.nonnegative_mel = nonnegative_mel
-        self.filterbank = filterbank
+        self.trainable_stft = flag("frontend.trainable_stft", trainable_stft)
+        self.trainable_mel = flag("frontend.trainable_mel", trainable_mel)
+        self.random_mel = flag("frontend.random_mel", random_mel)
+        self.nonnegative_mel = flag("frontend.nonnegative_mel", nonnegative_mel)
+        self.filterbank = choice("frontend.filterbank", filterbank, FILTERBANKS)
         self.n_freqs = self.n_fft // 2 + 1
 
-        if filterbank not in FILTERBANKS:
-            raise ValueError(f"frontend.filterbank={filterbank} is not one of {', '.join(FILTERBANKS)}")
         if random_mel and filterbank != "matrix":
             raise ValueError(
                 "frontend.random_mel=true initialises a free filter matrix; it needs "
@@ -171,11 +170,20 @@ class TrainableLogMel(MelFrontend):
         """``maskout`` as ``[low_bin, high_bin]`` ints, or ``None``."""
         if maskout is None:
             return None
-        bounds = [int(b) for b in maskout]
-        if len(bounds) != 2 or not 0 <= bounds[0] < bounds[1] <= self.n_freqs:
+        bounds = list(maskout) if isinstance(maskout, Sequence) else [maskout]
+        if (
+            len(bounds) != 2
+            or not all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+            or not 0 <= bounds[0] < bounds[1] <= self.n_freqs
+        ):
             raise ValueError(
-                f"frontend.maskout={list(maskout)} must be [low_bin, high_bin] with "
+                f"frontend.maskout={bounds} must be [low_bin, high_bin] with "
                 f"0 <= low_bin < high_bin <= n_fft // 2 + 1 = {self.n_freqs}, or null"
+            )
+        if bounds == [0, self.n_freqs]:
+            raise ValueError(
+                f"frontend.maskout={bounds} masks every STFT bin, so every feature is constant: mask a band, "
+                f"e.g. frontend.maskout=[0, {self.n_freqs // 2}], or set frontend.maskout=null"
             )
         return bounds
 

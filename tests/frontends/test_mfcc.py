@@ -79,7 +79,7 @@ def test_ptflops_plus_analytic_macs_is_the_total() -> None:
 
 
 def test_more_coefficients_than_mels_names_the_config_key() -> None:
-    with pytest.raises(ValueError, match=r"frontend\.n_mfcc=41 must be between 1 and n_mels=40"):
+    with pytest.raises(ValueError, match=r"frontend\.n_mfcc=41 must be an integer between 1 and n_mels=40"):
         MFCC(n_mfcc=41, n_mels=40)
     with pytest.raises(ValueError, match=r"frontend\.n_mfcc=0"):
         MFCC(n_mfcc=0)
