@@ -58,7 +58,8 @@ class FrontendFilterLogger(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         for part, distance in pl_module.frontend.filter_distance().items():
-            pl_module.log(f"frontend/{part}_distance", distance, on_step=False, on_epoch=True)
+            # Equal on every process of a distributed run (the weights are); synced to say so.
+            pl_module.log(f"frontend/{part}_distance", distance, on_step=False, on_epoch=True, sync_dist=True)
 
     def _log_figures(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         experiments = [lg.experiment for lg in trainer.loggers if isinstance(lg, TensorBoardLogger)]

@@ -37,7 +37,8 @@ def analyse_test_predictions(
         files: each clip's file name, in the same order.
         class_names: class labels in index order.
         output_dir: the run folder.
-        loggers: the run's loggers; TensorBoard ones get the confusion matrix image.
+        loggers: the run's loggers; TensorBoard ones get the confusion matrix image, saved to disk before
+            this returns.
 
     Returns:
         The folder, the clip count, the metrics (``test/acc``, ``test/macro_f1``, ``test/f1/<class>``, ...)
@@ -50,6 +51,8 @@ def analyse_test_predictions(
     for logger in loggers:
         if isinstance(logger, TensorBoardLogger):
             logger.experiment.add_image("test/confusion_matrix", analysis.confusion_image, 0)
+            # Written after trainer.test finalised the logger: on disk now, not when the process exits.
+            logger.save()
     return {
         "folder": str(out_dir),
         "clips": len(labels),
