@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -30,6 +31,9 @@ def main(cfg: DictConfig) -> float:
     ``task.mode=max``, ``+inf`` for ``min``, so an Optuna search ranks it last and goes on) instead of
     stopping the sweep: its ``metrics.json`` holds the error, the sweep's table lists it, and the command
     exits non-zero once all jobs ended.
+
+    The other processes of a distributed run (``trainer=ddp``: Lightning runs this script again for each)
+    print no summary and return NaN; global rank 0 prints and returns the run's values.
     """
     try:
         summary = train(cfg)
@@ -40,10 +44,12 @@ def main(cfg: DictConfig) -> float:
             "Job %s failed; the sweep goes on and its table lists the error", HydraConfig.get().job.num
         )
         return worst_value(cfg.task.mode)
+    if summary is None:
+        return math.nan
     metrics, test, best = summary["metrics"], summary["test_metric"], summary["best_metric"]
-    smoke = "fast_dev_run: one batch per stage, not a result; " if summary["fast_dev_run"] else ""
+    caveats = "".join(f"not a result: {caveat}; " for caveat in summary["caveats"])
     print(
-        f"{test} = {metrics[test]:.4f}  ({smoke}best {best.removesuffix('_best')} = {metrics[best]:.4f}; "
+        f"{test} = {metrics[test]:.4f}  ({caveats}best {best.removesuffix('_best')} = {metrics[best]:.4f}; "
         f"{summary['corpus_note']}; run folder: {summary['output_dir']})"
     )
     return metrics[best]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import math
+import secrets
+from datetime import datetime
+from pathlib import Path
 
 from omegaconf import OmegaConf
 
@@ -24,6 +27,27 @@ def worst_value(mode: str) -> float:
     return -math.inf if mode == "max" else math.inf
 
 
+def unique_stamp() -> str:
+    """``<date>_<time>_<6 random hex digits>``, e.g. ``2026-12-01_09-50-00_3fa9c1``: a run or sweep folder
+    name that two runs started in the same second never share (``${unique_stamp:}``, resolved once per
+    config: Hydra's launchers reuse the value in every job, as they do for ``${now:...}``)."""
+    return f"{datetime.now():%Y-%m-%d_%H-%M-%S}_{secrets.token_hex(3)}"
+
+
+def resume_dir(ckpt_path: str | None, fresh_dir: str) -> str:
+    """The run folder a run writes into: the folder of the run ``ckpt_path`` belongs to when it is a
+    checkpoint of a ``train.py`` run (``<run>/checkpoints/<name>.ckpt`` beside ``<run>/.hydra``), so a
+    resumed run continues in its own folder; ``fresh_dir`` otherwise."""
+    if ckpt_path:
+        checkpoint = Path(ckpt_path)
+        run = checkpoint.parent.parent
+        if checkpoint.parent.name == "checkpoints" and (run / ".hydra").is_dir():
+            return str(run)
+    return fresh_dir
+
+
 def register_resolvers() -> None:
-    """Register ``sweep_direction`` (idempotent)."""
+    """Register ``sweep_direction``, ``unique_stamp`` and ``resume_dir`` (idempotent)."""
     OmegaConf.register_new_resolver("sweep_direction", sweep_direction, replace=True)
+    OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True, replace=True)
+    OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)

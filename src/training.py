@@ -8,6 +8,7 @@ import os
 import platform
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,22 @@ from omegaconf import DictConfig, OmegaConf
 from src.callbacks import EpochTrainingTimer, RunConfigInCheckpoint
 from src.dashboard import log_complexity, log_hyperparameters
 from src.data.base import TaskDataModule
+from src.distributed import (
+    SINGLE_PROCESS,
+    EpochMetricsOnEveryProcess,
+    check_sweepable,
+    is_global_zero,
+    leave_process_group,
+)
 from src.resume import check_resumable
+from src.run_record import (
+    RECORD_NAME,
+    check_run_folder,
+    check_trains_something,
+    merge_records,
+    read_record,
+    run_caveats,
+)
 from src.tasks.base import FrontendEncoderTask
 from src.utils.run_files import write_json_atomic
 
@@ -89,47 +105,75 @@ def build_task(run_config: Mapping[str, Any], datamodule: TaskDataModule) -> Fro
     )
 
 
-def train(cfg: DictConfig) -> dict[str, Any]:
+def train(cfg: DictConfig) -> dict[str, Any] | None:
     """Fit, then test the best checkpoint (the last weights when none was saved, as with
     ``fast_dev_run``). Writes ``metrics.json`` in ``cfg.paths.output_dir``, also when a step fails
-    (``status: failed`` and the error), and returns its content."""
+    (``status: failed`` and the error), and returns its content.
+
+    On several processes (``trainer=ddp``) every process fits; global rank 0 alone then tests, writes
+    ``metrics.json`` and returns it; the other processes write nothing and return ``None``
+    (:mod:`src.distributed`)."""
+    output_dir = Path(cfg.paths.output_dir)
+    ckpt_path = cfg.get("ckpt_path")
+    if is_global_zero():  # the other processes of a distributed run write into rank 0's folder
+        check_run_folder(output_dir, ckpt_path, cfg.task_name)
     summary: dict[str, Any] = {
         "status": "failed",
+        "started": datetime.now().astimezone().isoformat(timespec="seconds"),
         "task_name": cfg.task_name,
         "corpus": cfg.data.get("corpus"),
         "corpus_note": corpus_note(cfg.data.get("corpus")),
         "seed": cfg.seed,
         "question": cfg.get("question"),
         "overrides": command_line_overrides(),
+        "ckpt_path": ckpt_path,
         "fast_dev_run": bool(cfg.trainer.get("fast_dev_run", False)),
+        "caveats": run_caveats(cfg.trainer),
         "hardware": hardware_description(),
     }
-    metrics_path = Path(cfg.paths.output_dir) / "metrics.json"
+    metrics_path = output_dir / RECORD_NAME
     start = time.perf_counter()
     try:
-        summary.update(_fit_and_test(cfg))
-        summary["status"] = "ok"
+        result = _fit_and_test(cfg)
     except BaseException as error:
-        summary["error"] = f"{type(error).__name__}: {error}"
+        if isinstance(error, KeyboardInterrupt | SystemExit):  # Lightning exits 1 after Ctrl+C
+            summary["status"] = "interrupted"
+            summary["error"] = (
+                f"interrupted ({type(error).__name__}); continue with "
+                f"ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}"
+            )
+        else:
+            summary["error"] = f"{type(error).__name__}: {error}"
         summary["wall_time_s"] = time.perf_counter() - start
-        write_json_atomic(metrics_path, summary)
+        if is_global_zero():
+            write_json_atomic(metrics_path, merge_records(read_record(metrics_path), summary))
         raise
+    if result is None:  # another process of a distributed run: global rank 0 reports
+        return None
+    summary.update(result)
+    summary["status"] = "ok"
     summary["wall_time_s"] = time.perf_counter() - start
-    write_json_atomic(metrics_path, summary)
-    return summary
+    # A resumed run continues in its folder: its record keeps what earlier attempts measured.
+    record = merge_records(read_record(metrics_path), summary)
+    write_json_atomic(metrics_path, record)
+    return record
 
 
-def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
+def _fit_and_test(cfg: DictConfig) -> dict[str, Any] | None:
+    check_trains_something(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     if cfg.get("ckpt_path"):
         check_resumable(cfg.ckpt_path, run_config)
     datamodule = instantiate(cfg.data, _convert_="all")
     model = build_task(run_config, datamodule)
-    callbacks = [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
+    # First: its on_train_epoch_end must run before every other (see the class).
+    callbacks: list[L.Callback] = [EpochMetricsOnEveryProcess()]
+    callbacks += [instantiate(entry) for entry in (cfg.get("callbacks") or {}).values()]
     callbacks.append(RunConfigInCheckpoint(run_config))
     loggers = build_loggers(cfg)
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers)
+    check_sweepable(trainer)
     monitored = [(c.monitor, c.mode) for c in trainer.checkpoint_callbacks if c.monitor is not None]
     if monitored and monitored != [(model.monitor, model.mode)]:
         raise ValueError(
@@ -145,6 +189,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
 
     trainer.fit(model, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     fit_metrics = {name: float(value) for name, value in trainer.callback_metrics.items()}
+    epochs_completed = trainer.current_epoch
 
     # The monitored checkpoint is the best; an unmonitored one keeps the latest epoch (last.ckpt).
     # Read before testing: restoring the best checkpoint also restores the callbacks' older state.
@@ -153,6 +198,12 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
     best_path = best.best_model_path if best is not None else ""
     best_score = best.best_model_score if best is not None else None
     last_path = latest.best_model_path if latest is not None else ""
+    world_size = trainer.world_size
+    # After DDP, global rank 0 tests alone on one device (each test example once); the others are done.
+    if leave_process_group(trainer):
+        if not trainer.is_global_zero:
+            return None
+        trainer = instantiate(cfg.trainer, **SINGLE_PROCESS, callbacks=callbacks, logger=loggers)
     if not best_path:
         log.warning("No checkpoint was saved (fast_dev_run?): testing the final weights")
     test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0]
@@ -179,7 +230,8 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any]:
         "frontend_setting": model.frontend.setting_name(),
         "complexity": complexity,
         "epoch_times_s": timers[0].epoch_times if timers else [],
-        "epochs_completed": trainer.current_epoch,
+        "epochs_completed": epochs_completed,
+        "world_size": world_size,
         "split_sizes": {split: len(datamodule.files(split)) for split in ("train", "val", "test")},
         "test_analysis": test_analysis,
         "best_checkpoint": best_path or None,

@@ -72,6 +72,12 @@ def read_rows(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(stream))
 
 
+def sweep_folder(project_root: Path, name: str) -> Path:
+    """The one multirun folder of sweep ``name`` under ``project_root``: where its table and plots go."""
+    (folder,) = (project_root / "logs" / name / "multiruns").glob("*/multirun.yaml")
+    return folder.parent
+
+
 def output(result: subprocess.CompletedProcess) -> str:
     return result.stdout[-3000:] + result.stderr[-3000:]
 
@@ -107,7 +113,7 @@ def test_the_committed_sweeps_are_experiment_files() -> None:
 def test_every_sweep_experiment_is_aggregated_with_its_plots(
     swept_project: Callable[[str], Path], experiment: str
 ) -> None:
-    results = swept_project(experiment) / "sweep_results" / experiment
+    results = sweep_folder(swept_project(experiment), experiment)
     rows = read_rows(results / "results.csv")
     swept = swept_values(experiment)
     assert len(rows) == math.prod(len(values) for values in swept.values())
@@ -173,7 +179,7 @@ def test_a_failing_job_is_a_row_and_the_sweep_exits_non_zero(tmp_path: Path, tin
     result = run_sweep(tmp_path, tiny_corpus_root, "experiment=groups_sweep", "model.groups=2,3", "seed=1")
     assert result.returncode == 1, output(result)
     assert "1 of 2 jobs of sweep groups_sweep did not succeed" in result.stderr + result.stdout
-    rows = read_rows(tmp_path / "sweep_results" / "groups_sweep" / "results.csv")
+    rows = read_rows(sweep_folder(tmp_path, "groups_sweep") / "results.csv")
     assert [(row["model.groups"], row["status"]) for row in rows] == [("2", "ok"), ("3", "failed")]
     assert "model.groups=3 does not divide the channel widths" in rows[1]["error"]
 
@@ -189,7 +195,7 @@ def test_joblib_launcher_runs_the_jobs_in_parallel(tmp_path: Path, tiny_corpus_r
     result = run_sweep(tmp_path, tiny_corpus_root, *overrides)
     assert result.returncode == 0, output(result)
     assert "Joblib.Parallel(n_jobs=2,backend=loky,prefer=processes" in result.stdout + result.stderr
-    rows = read_rows(tmp_path / "sweep_results" / "par" / "results.csv")
+    rows = read_rows(sweep_folder(tmp_path, "par") / "results.csv")
     assert [(row["frontend.n_mels"], row["status"]) for row in rows] == [("20", "ok"), ("40", "ok")]
 
 
@@ -198,11 +204,11 @@ def test_design_card_grid_runs_as_written(tmp_path: Path, tiny_corpus_root: Path
     grid = [*model, "frontend.n_mels=20,40,80", "model.groups=1,2,4,8,16"]
     result = run_sweep(tmp_path, tiny_corpus_root, *grid, "seed=1")
     assert result.returncode == 0, output(result)
-    rows = read_rows(tmp_path / "sweep_results" / "train" / "results.csv")
+    rows = read_rows(sweep_folder(tmp_path, "train") / "results.csv")
     assert len(rows) == 15 and {row["status"] for row in rows} == {"ok"}
     params = {(row["frontend.n_mels"], row["model.groups"]): int(row["backbone_params"]) for row in rows}
     assert params[("40", "16")] < params[("40", "4")] < params[("40", "1")]
-    assert (tmp_path / "sweep_results" / "train" / "epoch_time_vs_groups.png").is_file()
+    assert (sweep_folder(tmp_path, "train") / "epoch_time_vs_groups.png").is_file()
 
 
 @pytest.mark.parametrize(

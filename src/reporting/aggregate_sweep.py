@@ -1,12 +1,16 @@
-"""Aggregate a sweep into ``sweep_results/<name>/``: ``results.csv``, ``results.md``, ``conclusions.md``
-(the sweep's question and the conclusions computed from the table) and the plots.
+"""Aggregate a sweep: ``results.csv``, ``results.md``, ``conclusions.md`` (the sweep's question and the
+conclusions computed from the table) and the plots.
 
 Runs by itself at the end of every ``train.py -m`` (``AggregateSweepCallback``, configured in
-``conf/hydra/default.yaml``) and as a command for any multirun folder(s) of one sweep::
+``conf/hydra/default.yaml``), writing into the multirun's own folder, so no run, smoke test or not,
+changes anything outside its folder. Publishing into ``sweep_results/<name>/`` (the committed results)
+is this command, for the multirun folder(s) of one sweep::
 
     python -m src.reporting.aggregate_sweep logs/nmels_sweep/multiruns/<time> [more folders] [--output DIR]
 
-Both exit non-zero after writing the table when a job failed; the failed jobs are rows of the table.
+It refuses to publish jobs whose numbers are not results (``fast_dev_run``, ``limit_*_batches``) into
+``sweep_results/`` (``--output`` writes them elsewhere). Both exit non-zero after writing the table when a
+job failed; the failed jobs are rows of the table.
 """
 
 from __future__ import annotations
@@ -73,16 +77,21 @@ def failure_message(table: SweepTable, output_dir: Path) -> str | None:
 
 
 class AggregateSweepCallback(Callback):
-    """Hydra callback: aggregates the multirun's folder into ``output_dir`` when all its jobs ended,
-    then exits with status 1 if any job failed (Hydra turns a callback's exception into a warning,
-    so a failed sweep would otherwise exit 0)."""
-
-    def __init__(self, output_dir: str) -> None:
-        self.output_dir = Path(output_dir)
+    """Hydra callback: aggregates the multirun's folder into that folder when all its jobs ended, then
+    exits with status 1 if any job failed (Hydra turns a callback's exception into a warning, so a failed
+    sweep would otherwise exit 0)."""
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        table = aggregate(config.task_name, [Path(config.hydra.sweep.dir)], self.output_dir)
-        message = failure_message(table, self.output_dir)
+        sweep_dir = Path(config.hydra.sweep.dir)
+        table = aggregate(config.task_name, [sweep_dir], sweep_dir)
+        log.info(
+            "Sweep table and plots in %s; publish them to sweep_results/%s/ with: python -m "
+            "src.reporting.aggregate_sweep %s",
+            sweep_dir,
+            config.task_name,
+            sweep_dir,
+        )
+        message = failure_message(table, sweep_dir)
         if message:
             log.error("%s", message)
             raise SystemExit(1)
@@ -102,10 +111,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     name = args.name or sweep_name(args.sweep_dirs[0])
     output = args.output or Path("sweep_results") / name
     try:
-        table = aggregate(name, args.sweep_dirs, output)
+        table = aggregate_sweep(name, args.sweep_dirs)
     except FileNotFoundError as error:
         log.error("%s", error)
         return 2
+    if table.smoke and args.output is None:
+        log.error(
+            "Not publishing %s into %s: some jobs are not full runs (%s). Run the sweep in full, or "
+            "write this table elsewhere with --output DIR",
+            name,
+            output,
+            "; ".join(table.caveats),
+        )
+        return 2
+    write_sweep(table, output)
     message = failure_message(table, output)
     if message:
         log.error("%s", message)

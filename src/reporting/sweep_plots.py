@@ -76,8 +76,7 @@ def series_label(table: SweepTable, row: dict[str, Any], keys: Sequence[str]) ->
 def annotate(figure: Figure, table: SweepTable, spread: str) -> None:
     """The sweep name, what the spread shows and what it was measured on, under the axes."""
     notes = ["; ".join(part for part in (f"sweep {table.name}", spread) if part), *table.corpus_notes]
-    if table.fast_dev_run:
-        notes.append("fast_dev_run smoke test, not a result")
+    notes += [f"not a result: {caveat}" for caveat in table.caveats]
     figure.text(0.01, 0.01, "\n".join(notes), fontsize=7, color="0.35")
 
 

@@ -1,14 +1,16 @@
 """``sweep_results/REPORT.md`` and ``REPORT.pdf`` from the sweep folders, in one command::
 
-    python -m src.reporting.sweep_report                       # latest logs/<sweep>/multiruns/* of each sweep
+    python -m src.reporting.sweep_report                       # latest full multirun of each sweep
     python -m src.reporting.sweep_report --sweep nmels_sweep=logs/nmels_sweep/multiruns/<time> ...
 
 Each sweep is re-aggregated into ``sweep_results/<sweep>/`` (table, conclusions and plots), the log-mel vs
 torchaudio figure is redrawn on the first test example of the first sweep's data (its jobs' ``data``
 config, instantiated and set up for testing), and the report gathers the setup, every table with its
 question (the jobs' config ``question``), every plot and the conclusions computed from the tables. A sweep
-without job folders or without a successful job is left out with a warning. Exits 1 when a sweep had
-failed jobs (after writing everything).
+without job folders or without a successful job is left out with a warning. Smoke tests (jobs with
+``fast_dev_run`` or ``limit_*_batches``) are never published into ``sweep_results/``: the default sweeps
+pass over them, and a smoke sweep given with ``--sweep`` is refused unless ``--output`` writes elsewhere.
+Exits 1 when a sweep had failed jobs (after writing everything).
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ from src.reporting.sweep_table import (
     JobRun,
     SweepTable,
     aggregate_sweep,
+    find_jobs,
     sort_key,
     table_caption,
     table_markdown,
 )
+from src.run_record import RECORD_NAME, is_smoke, read_record
 from src.utils.run_files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -82,23 +86,37 @@ class ComparisonFigure(NamedTuple):
     note: str
 
 
-def latest_multirun(name: str, log_dir: Path) -> Path:
-    """The newest ``<log_dir>/<name>/multiruns/<time>`` folder."""
-    folders = sorted((log_dir / name / "multiruns").glob("*/multirun.yaml"))
-    if not folders:
+def has_smoke_jobs(sweep_dir: Path) -> bool:
+    """Whether a job of the multirun folder ``sweep_dir`` is not a full run (``fast_dev_run``,
+    ``limit_*_batches``: :func:`src.run_record.is_smoke` of its ``metrics.json``)."""
+    return any(is_smoke(read_record(job / RECORD_NAME)) for job in find_jobs(sweep_dir))
+
+
+def latest_multirun(name: str, log_dir: Path, full_only: bool = True) -> Path:
+    """The newest ``<log_dir>/<name>/multiruns/<time>`` folder; with ``full_only``, the newest whose jobs
+    are full runs (smoke tests, e.g. ``trainer=fast_dev_run``, are passed over)."""
+    folders = sorted(
+        (path.parent for path in (log_dir / name / "multiruns").glob("*/multirun.yaml")),
+        key=lambda folder: (folder / "multirun.yaml").stat().st_mtime,
+    )
+    usable = [folder for folder in folders if not (full_only and has_smoke_jobs(folder))]
+    if not usable:
+        passed_over = f" ({len(folders)} smoke tests passed over)" if folders else ""
         raise FileNotFoundError(
-            f"No multirun of {name} under {log_dir / name / 'multiruns'}: run "
-            f"`python train.py -m experiment={name}` first, or pass --sweep {name}=<folder>"
+            f"No {'full ' if full_only else ''}multirun of {name} under {log_dir / name / 'multiruns'}"
+            f"{passed_over}: run `python train.py -m experiment={name}` first, or pass --sweep "
+            f"{name}=<folder>"
         )
-    return folders[-1].parent
+    return usable[-1]
 
 
-def default_sweeps(log_dir: Path) -> dict[str, list[Path]]:
-    """The latest multirun of each of ``DEFAULT_SWEEPS`` that has been run (a warning for the others)."""
+def default_sweeps(log_dir: Path, full_only: bool = True) -> dict[str, list[Path]]:
+    """The latest multirun of each of ``DEFAULT_SWEEPS`` that has been run (a warning for the others);
+    ``full_only``: the latest without smoke-test jobs."""
     sweeps = {}
     for name in DEFAULT_SWEEPS:
         try:
-            sweeps[name] = [latest_multirun(name, log_dir)]
+            sweeps[name] = [latest_multirun(name, log_dir, full_only)]
         except FileNotFoundError as error:
             log.warning("Left out of the report: %s", error)
     if not sweeps:
@@ -449,8 +467,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not folder:
                 parser.error(f"--sweep {item}: expected NAME=FOLDER")
             sweeps.setdefault(name, []).append(Path(folder))
+        publishing = args.output.resolve() == (REPO_ROOT / "sweep_results").resolve()
         if not sweeps:
-            sweeps = default_sweeps(args.logs)
+            sweeps = default_sweeps(args.logs, full_only=publishing)
+        smoke = [
+            f"{name}={folder}"
+            for name, folders in sweeps.items()
+            for folder in folders
+            if has_smoke_jobs(folder)
+        ]
+        if smoke and publishing:
+            log.error(
+                "Not publishing smoke-test sweeps into %s: %s. Pass full multiruns, or write elsewhere "
+                "with --output DIR",
+                args.output,
+                ", ".join(smoke),
+            )
+            return 2
         return 0 if write_report(sweeps, args.output) else 1
     except FileNotFoundError as error:
         log.error("%s", error)

@@ -27,6 +27,7 @@ from typing import Any, NamedTuple
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from src.run_record import is_smoke
 from src.utils.run_files import atomic_write
 
 SEED_KEY = "seed"
@@ -284,8 +285,19 @@ class SweepTable:
         return sizes.get(split)
 
     @property
-    def fast_dev_run(self) -> bool:
-        return any(run.summary and run.summary.get("fast_dev_run") for run in self.runs)
+    def caveats(self) -> list[str]:
+        """Why some of the jobs' numbers are not full results (their ``metrics.json`` ``caveats``:
+        ``fast_dev_run``, stages limited to part of a split), each reason once; empty for a full sweep."""
+        found = [caveat for run in self.runs if run.summary for caveat in run.summary.get("caveats", [])]
+        if any(run.summary and run.summary.get("fast_dev_run") for run in self.runs) and not found:
+            found.append("fast_dev_run: one batch per stage, a smoke test, not a result")
+        return list(dict.fromkeys(found))
+
+    @property
+    def smoke(self) -> bool:
+        """Whether any job's numbers are not a full result (:attr:`caveats`): such a sweep is never
+        published to ``sweep_results/``."""
+        return any(is_smoke(run.summary) for run in self.runs)
 
 
 def parse_overrides(lines: Sequence[str]) -> dict[str, str]:
@@ -515,8 +527,7 @@ def table_caption(table: SweepTable) -> str:
         f"every seed (training only, validation excluded); MACs per forward pass of one {table.macs_per}.",
     ]
     parts += [f"**Measured on the {note}.**" for note in table.corpus_notes]
-    if table.fast_dev_run:
-        parts.append("**fast_dev_run: one batch per stage; these numbers are a smoke test, not results.**")
+    parts += [f"**Not a result: {caveat}.**" for caveat in table.caveats]
     return "\n".join(parts) + "\n"
 
 

@@ -16,6 +16,7 @@ import torch
 from hydra.utils import instantiate
 from lightning.pytorch.loggers import Logger
 from torch import nn
+from torchmetrics import MeanMetric
 
 from src.frontends.base import Frontend
 from src.frontends.spec_augment import SpecAugment
@@ -39,6 +40,10 @@ class FrontendEncoderTask(L.LightningModule):
 
     Batches are ``(waveforms (batch, time), lengths (batch,), *targets)``: every data module's batches
     start with the zero-padded waveforms and their true lengths.
+
+    Subclasses log their losses with :meth:`log_loss`, whose epoch values cover every process of a
+    distributed run (``trainer=ddp``); their metrics are torchmetrics ``Metric`` objects, which reduce
+    their states over the processes themselves.
 
     Subclasses set :attr:`METRIC_MODES` (the ``val/``/``test/`` metrics they log, by name, with their
     direction), :attr:`TEST_METRIC` (the one a run reports) and :attr:`TARGETS` (the batch targets they
@@ -87,6 +92,7 @@ class FrontendEncoderTask(L.LightningModule):
         super().__init__()
         self.monitor, self.mode = check_monitor(type(self), monitor, mode)
         self.frontend = instantiate(frontend)
+        self.frontend.check_input_samples(example_samples)
         sizes: dict[str, Any] = {"in_features": self.frontend.out_features}
         if "num_frames" in encoder and encoder["num_frames"] is None:
             sizes["num_frames"] = self.frontend.num_frames(example_samples)
@@ -94,6 +100,8 @@ class FrontendEncoderTask(L.LightningModule):
         features = self.frontend.out_features
         self.standardizer = FeatureStandardizer(features) if standardize_features else None
         self.spec_augment = instantiate(spec_augment) if spec_augment else SpecAugment()
+        # Not in checkpoints (torchmetrics states are not persistent).
+        self.evaluation_losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
 
     @property
     def test_metric(self) -> str:
@@ -119,6 +127,33 @@ class FrontendEncoderTask(L.LightningModule):
         if self.standardizer is not None:
             features = self.standardizer(features)
         return self.encoder(self.spec_augment(features), frame_lengths)
+
+    def log_loss(self, stage: str, loss: torch.Tensor, batch_size: int) -> None:
+        """Log ``<stage>/loss``, the batch's mean ``loss`` over its ``batch_size`` examples; ``stage`` is
+        ``train`` (per step and per epoch, on the progress bar), ``val`` (per epoch, on the progress bar)
+        or ``test`` (per epoch).
+
+        Epoch values are means over all examples of the epoch, weighted by batch size, on every process
+        of a distributed run together. Validation and test shares differ in size by up to one example
+        (:class:`src.distributed.ExactEvaluationDDPStrategy`), so their means are ``MeanMetric`` states
+        summed over the processes: Lightning's ``sync_dist`` mean would divide the integer example count
+        by the number of processes and round it down. Training shares are equal in size (Lightning pads
+        them), where ``sync_dist`` is exact.
+        """
+        if stage == "train":
+            self.log(
+                "train/loss",
+                loss,
+                on_step=True,
+                on_epoch=True,
+                prog_bar=True,
+                sync_dist=True,
+                batch_size=batch_size,
+            )
+            return
+        mean = self.evaluation_losses[stage]
+        mean.update(loss.detach(), batch_size)
+        self.log(f"{stage}/loss", mean, on_epoch=True, prog_bar=stage == "val")
 
     def on_fit_start(self) -> None:
         """Measure the standardisation statistics on the training split (not augmented), unless a

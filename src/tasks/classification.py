@@ -34,8 +34,9 @@ class ClassificationTask(FrontendEncoderTask):
         label_names: class labels in index order (the data module's ``label_names``).
 
     Logged: ``train/loss`` (step and epoch), ``train/acc``, ``{val,test}/{loss,acc,macro_f1}``; ``acc``
-    is the share of clips classified correctly. During :meth:`test_step` the softmax outputs are kept in
-    :attr:`test_probabilities` (dataloader order).
+    is the share of clips classified correctly; on several processes every epoch value covers all of
+    them (:meth:`~src.tasks.base.FrontendEncoderTask.log_loss`, torchmetrics). During
+    :meth:`test_step` the softmax outputs are kept in :attr:`test_probabilities` (dataloader order).
     """
 
     METRIC_MODES: ClassVar[dict[str, str]] = {"acc": "max", "macro_f1": "max", "loss": "min"}
@@ -97,7 +98,7 @@ class ClassificationTask(FrontendEncoderTask):
         logits = self(waveforms, lengths)
         loss = self.criterion(logits, labels)
         self.train_metrics.update(logits, labels)
-        self.log("train/loss", loss, on_step=True, on_epoch=True, prog_bar=True)
+        self.log_loss("train", loss, len(labels))
         self.log_dict(self.train_metrics, on_step=False, on_epoch=True)
         return loss
 
@@ -115,7 +116,7 @@ class ClassificationTask(FrontendEncoderTask):
         waveforms, lengths, labels = batch
         logits = self(waveforms, lengths)
         metrics.update(logits, labels)
-        self.log(f"{stage}/loss", self.criterion(logits, labels), on_epoch=True, prog_bar=stage == "val")
+        self.log_loss(stage, self.criterion(logits, labels), len(labels))
         self.log_dict(metrics, on_epoch=True, prog_bar=stage == "val")
         return logits
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -29,9 +30,21 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def json_safe(value: Any) -> Any:
+    """``value`` with every non-finite float (NaN, inf: JSON has no such numbers) replaced by ``None``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(item) for item in value]
+    return value
+
+
 def write_json_atomic(path: str | Path, content: Mapping[str, Any]) -> Path:
-    """Write ``content`` as indented JSON to ``path`` with :func:`atomic_write`."""
+    """Write ``content`` as indented, valid JSON to ``path`` with :func:`atomic_write`; a NaN or infinite
+    number (e.g. a metric never measured) is written as ``null``."""
     with atomic_write(path) as stream:
-        json.dump(content, stream, indent=2, sort_keys=True, default=str)
+        json.dump(json_safe(content), stream, indent=2, sort_keys=True, default=str, allow_nan=False)
         stream.write("\n")
     return Path(path)

@@ -130,7 +130,7 @@ def test_default_sweeps_skip_those_never_run(tmp_path: Path, caplog: pytest.LogC
     (multirun / "multirun.yaml").write_text("{}\n")
     with caplog.at_level(logging.WARNING):
         assert default_sweeps(tmp_path) == {"nmels_sweep": [multirun]}
-    assert "No multirun of frontend_lr_kws12" in caplog.text
+    assert "No full multirun of frontend_lr_kws12" in caplog.text
 
 
 @pytest.mark.parametrize(
