@@ -9,9 +9,11 @@ import hydra
 from omegaconf import DictConfig
 
 from src.evaluation import evaluate
+from src.resolvers import register_resolvers
 
 # conf/paths/default.yaml places data/ and logs/ under PROJECT_ROOT: this repository by default.
 os.environ.setdefault("PROJECT_ROOT", str(Path(__file__).resolve().parent))
+register_resolvers()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="test")
@@ -20,7 +22,8 @@ def main(cfg: DictConfig) -> float:
     that differ from the checkpoint's, and return the metric."""
     summary = evaluate(cfg)
     name = summary["test_metric"]
-    print(f"{name} = {summary['metrics'][name]:.4f}  ({summary['corpus_note']}; {cfg.ckpt_path})")
+    caveats = "".join(f"not a result: {caveat}; " for caveat in summary["caveats"])
+    print(f"{name} = {summary['metrics'][name]:.4f}  ({caveats}{summary['corpus_note']}; {cfg.ckpt_path})")
     if summary["data_changes"]:
         print(f"tested on data changed from the checkpoint's: {', '.join(summary['data_changes'])}")
     return summary["metrics"][name]

@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.callbacks.run_config import load_run_config
 from src.distributed import SINGLE_PROCESS
+from src.run_record import run_caveats
 from src.tasks.base import FrontendEncoderTask
 from src.training import build_loggers, command_line_overrides, corpus_note
 from src.utils.run_files import write_json_atomic
@@ -68,6 +69,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         "status": "ok",
         "task_name": cfg.task_name,
         "checkpoint": str(cfg.ckpt_path),
+        "caveats": run_caveats(cfg.trainer),
         "corpus": data_config.get("corpus"),
         "corpus_note": corpus_note(data_config.get("corpus")),
         "data_root": data_config.get("root"),

@@ -46,8 +46,17 @@ def resume_dir(ckpt_path: str | None, fresh_dir: str) -> str:
     return fresh_dir
 
 
+def resume_output_subdir(ckpt_path: str | None) -> str | None:
+    """Where Hydra saves a run's config: ``.hydra``, but nowhere (``None``) for a run that continues in the
+    folder of the run it resumes (:func:`resume_dir`), so that run's ``.hydra/`` keeps the config and
+    overrides it was started with (each attempt's overrides are in its ``metrics.json`` ``attempts``)."""
+    return None if resume_dir(ckpt_path, "") else ".hydra"
+
+
 def register_resolvers() -> None:
-    """Register ``sweep_direction``, ``unique_stamp`` and ``resume_dir`` (idempotent)."""
+    """Register ``sweep_direction``, ``unique_stamp``, ``resume_dir`` and ``resume_output_subdir``
+    (idempotent)."""
     OmegaConf.register_new_resolver("sweep_direction", sweep_direction, replace=True)
     OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
+    OmegaConf.register_new_resolver("resume_output_subdir", resume_output_subdir, replace=True)

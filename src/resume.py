@@ -6,6 +6,7 @@ generator states mean, so it is refused before training."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from omegaconf import OmegaConf
@@ -101,8 +102,22 @@ def check_resumable(ckpt_path: str, run_config: Mapping[str, Any]) -> None:
             f"with {MAX_EPOCHS}={differing[MAX_EPOCHS][0]}, or start a new run for a longer schedule."
         )
     raise ValueError(
-        f"ckpt_path={ckpt_path} was trained with {listed}: resume with the checkpoint's values (its run's "
-        ".hydra/overrides.yaml lists that run's overrides), or leave ckpt_path out to train a new run. Only "
-        f"paths, logging, data loading and the device may change on resume ({', '.join(MAY_DIFFER)})."
-        f"{schedule}"
+        f"ckpt_path={ckpt_path} was trained with {listed}: resume with the checkpoint's values, "
+        f"{resume_command(ckpt_path)}, or leave ckpt_path out to train a new run. Only paths, logging, data "
+        f"loading and the device may change on resume ({', '.join(MAY_DIFFER)}).{schedule}"
     )
+
+
+def resume_command(ckpt_path: str | Path) -> str:
+    """``python train.py <the overrides the checkpoint's run was started with> ckpt_path=<ckpt_path>``
+    when its run folder (``<run>/checkpoints/<name>.ckpt``) has ``.hydra/overrides.yaml``; otherwise a
+    pointer to that file."""
+    overrides_file = Path(ckpt_path).parent.parent / ".hydra" / "overrides.yaml"
+    if not overrides_file.is_file():
+        return "with the overrides listed in its run's .hydra/overrides.yaml"
+    overrides = [
+        str(override)
+        for override in OmegaConf.load(overrides_file)
+        if not str(override).startswith(("ckpt_path=", "hydra."))
+    ]
+    return f"e.g. python train.py {' '.join([*overrides, f'ckpt_path={ckpt_path}'])}"

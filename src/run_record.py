@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from src.distributed import is_global_zero
 
@@ -33,20 +33,27 @@ def _is_full(limit: Any) -> bool:
 
 
 def check_trains_something(trainer: Mapping[str, Any]) -> None:
-    """Refuse a trainer config that would test an untrained model as if it had been trained.
+    """Refuse a trainer config that would test an untrained model as if it had been trained, or train
+    without end.
 
     Raises:
-        ValueError: for ``trainer.max_epochs=0``, ``trainer.max_steps=0`` or ``limit_train_batches=0``,
+        ValueError: for ``trainer.max_epochs`` below 1 (``-1``, Lightning's "no limit", included: the
+            learning-rate schedule needs a length), ``trainer.max_steps=0`` or ``limit_train_batches=0``,
             naming the key and a value that trains.
     """
-    if trainer.get("fast_dev_run"):
-        return
-    for key, works in (("max_epochs", "20"), ("max_steps", "-1 (no step limit)")):
-        if trainer.get(key) == 0:
-            raise ValueError(
-                f"trainer.{key}=0 trains nothing, and the test would score untrained weights: set "
-                f"trainer.{key}={works}, or evaluate a trained checkpoint with test.py ckpt_path=..."
-            )
+    max_epochs = trainer.get("max_epochs")
+    if isinstance(max_epochs, int) and max_epochs < 1:
+        raise ValueError(
+            f"trainer.max_epochs={max_epochs} trains nothing (or without end, which the learning-rate "
+            "schedule cannot follow), and the test would score untrained weights: set "
+            "trainer.max_epochs=20, or evaluate a trained checkpoint with test.py ckpt_path=..."
+        )
+    if trainer.get("max_steps") == 0:
+        raise ValueError(
+            "trainer.max_steps=0 trains nothing, and the test would score untrained weights: set "
+            "trainer.max_steps=-1 (no step limit), or evaluate a trained checkpoint with test.py "
+            "ckpt_path=..."
+        )
     if trainer.get("limit_train_batches") in (0, 0.0):
         raise ValueError(
             "trainer.limit_train_batches=0 trains nothing: leave it out (all batches) or set a positive "
@@ -75,24 +82,45 @@ def is_smoke(record: Mapping[str, Any] | None) -> bool:
     return bool(record) and bool(record.get("caveats") or record.get("fast_dev_run"))
 
 
-def check_run_folder(output_dir: Path, ckpt_path: str | None, task_name: str | None = None) -> None:
-    """Refuse to start a run in a folder that already holds a run's record, unless this run continues
-    that run: resumed from one of the folder's own checkpoints, with the same ``task_name`` (so
-    ``test.py`` never writes into the training run it evaluates).
+RUN_MARKERS = (RECORD_NAME, ".hydra", "checkpoints", "multirun.yaml")
+"""What a folder that holds a run (or a sweep) has, before or after its record is written."""
+
+
+def folder_task_name(folder: Path) -> str | None:
+    """The ``task_name`` of the run in ``folder``: from its record, else from its ``.hydra/config.yaml``."""
+    record = read_record(folder / RECORD_NAME)
+    if record and record.get("task_name"):
+        return record["task_name"]
+    config = folder / ".hydra" / "config.yaml"
+    return OmegaConf.load(config).get("task_name") if config.is_file() else None
+
+
+def check_run_folder(
+    output_dir: Path,
+    ckpt_path: str | None,
+    task_name: str | None = None,
+    markers: tuple[str, ...] = (RECORD_NAME,),
+) -> None:
+    """Refuse to start a run in a folder that already holds a run (any of ``markers``: by default its
+    record; :class:`RunFolderGuard`, which runs before Hydra writes, also its ``.hydra/``, checkpoints or a
+    sweep's files) or a sweep's job folders, unless this run continues that run: resumed from one of the
+    folder's own checkpoints, with the same ``task_name`` (so ``test.py`` never writes into the training run
+    it evaluates).
 
     Raises:
         FileExistsError: naming the folder, ``hydra.run.dir`` and the resume command.
     """
-    record = read_record(output_dir / RECORD_NAME)
-    if record is None and not (output_dir / RECORD_NAME).exists():
+    found = [name for name in markers if (output_dir / name).exists()]
+    found += sorted({f"{path.parent.parent.name}/" for path in output_dir.glob("*/.hydra/overrides.yaml")})
+    if not found:
         return
     continues = ckpt_path and Path(ckpt_path).resolve().is_relative_to(output_dir.resolve())
-    if continues and (task_name is None or (record or {}).get("task_name") in (None, task_name)):
+    if continues and folder_task_name(output_dir) in (None, task_name):
         return
     raise FileExistsError(
-        f"{output_dir} already holds a run ({RECORD_NAME}); nothing is written into another run's folder. "
-        f"Leave hydra.run.dir out (each run gets a new folder), or continue that run with "
-        f"python train.py ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}"
+        f"{output_dir} already holds a run or sweep ({', '.join(found)}); nothing is written into another "
+        "run's folder. Leave hydra.run.dir out (each run gets a new folder), or continue that run with "
+        f"python train.py ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'} (and that run's overrides)"
     )
 
 
@@ -106,7 +134,9 @@ class RunFolderGuard(Callback):
         if not is_global_zero():  # a process Lightning started for rank > 0, in rank 0's folder
             return
         try:
-            check_run_folder(Path(config.hydra.run.dir), config.get("ckpt_path"), config.get("task_name"))
+            check_run_folder(
+                Path(config.hydra.run.dir), config.get("ckpt_path"), config.get("task_name"), RUN_MARKERS
+            )
         except FileExistsError as error:
             log.error("%s", error)
             raise SystemExit(1) from error  # Hydra turns a callback's Exception into a warning
@@ -135,22 +165,28 @@ def read_record(path: Path) -> dict[str, Any] | None:
 
 
 def merge_records(earlier: Mapping[str, Any] | None, latest: Mapping[str, Any]) -> dict[str, Any]:
-    """The record of a run that ``latest`` continued (a resume in the same folder): ``latest``'s fields,
-    ``metrics`` holding every earlier metric that was not measured again, wall time summed, and
-    ``attempts`` listing each start (when, overrides, status, wall time). Nothing recorded is lost."""
+    """The record of a run that ``latest`` continued (a resume in the same folder), of which ``earlier``
+    is the record so far. Nothing recorded is lost: ``attempts`` lists each start (when, overrides,
+    status, error, wall time) and the wall time is their sum. A successful attempt's fields replace the
+    earlier ones, with ``metrics`` keeping every earlier metric not measured again and no stale
+    ``error``; an unsuccessful one (refused, failed, interrupted) only adds its attempt, unless no attempt
+    has succeeded yet."""
     attempt = {
         key: latest.get(key)
         for key in ("started", "overrides", "status", "error", "wall_time_s", "ckpt_path")
     }
     if not earlier:
         return {**latest, "attempts": [attempt]}
-    merged = {**earlier, **latest}
-    merged["metrics"] = {**earlier.get("metrics", {}), **latest.get("metrics", {})}
-    if len(earlier.get("epoch_times_s", [])) > len(latest.get("epoch_times_s", [])):
-        merged["epoch_times_s"] = earlier["epoch_times_s"]
+    if latest.get("status") == "ok":
+        merged = {**earlier, **latest}
+        merged.pop("error", None)  # an earlier attempt's error is in its attempt
+        merged["metrics"] = {**earlier.get("metrics", {}), **latest.get("metrics", {})}
+        if len(earlier.get("epoch_times_s", [])) > len(latest.get("epoch_times_s", [])):
+            merged["epoch_times_s"] = earlier["epoch_times_s"]
+    elif earlier.get("status") == "ok":
+        merged = dict(earlier)  # a failed re-run of a finished run leaves its result standing
+    else:
+        merged = {**earlier, **latest}
     merged["attempts"] = [*earlier.get("attempts", []), attempt]
     merged["wall_time_s"] = sum(a.get("wall_time_s") or 0.0 for a in merged["attempts"])
-    if latest.get("status") != "ok" and earlier.get("status") == "ok":
-        merged["status"] = "ok"  # a failed re-run of a finished run leaves its result standing
-        merged.pop("error", None)
     return merged

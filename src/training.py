@@ -29,7 +29,7 @@ from src.distributed import (
     is_global_zero,
     leave_process_group,
 )
-from src.resume import check_resumable
+from src.resume import check_resumable, resume_command
 from src.run_record import (
     RECORD_NAME,
     check_run_folder,
@@ -139,8 +139,8 @@ def train(cfg: DictConfig) -> dict[str, Any] | None:
         if isinstance(error, KeyboardInterrupt | SystemExit):  # Lightning exits 1 after Ctrl+C
             summary["status"] = "interrupted"
             summary["error"] = (
-                f"interrupted ({type(error).__name__}); continue with "
-                f"ckpt_path={output_dir / 'checkpoints' / 'last.ckpt'}"
+                f"interrupted ({type(error).__name__}); continue it with "
+                f"{resume_command(output_dir / 'checkpoints' / 'last.ckpt')}"
             )
         else:
             summary["error"] = f"{type(error).__name__}: {error}"

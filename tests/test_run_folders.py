@@ -22,6 +22,7 @@ from src.reporting import aggregate_sweep
 from src.reporting.sweep_report import latest_multirun
 from src.resolvers import register_resolvers, resume_dir, unique_stamp
 from src.run_record import (
+    RUN_MARKERS,
     RunFolderGuard,
     check_run_folder,
     check_trains_something,
@@ -114,6 +115,23 @@ def test_a_folder_holding_a_run_is_refused_unless_that_run_is_resumed(tmp_path: 
         check_run_folder(tmp_path, str(tmp_path / "checkpoints" / "last.ckpt"), "test")
 
 
+def test_a_killed_run_or_a_sweep_is_a_run_folder_before_hydra_writes(tmp_path: Path) -> None:
+    killed = tmp_path / "killed"
+    (killed / ".hydra").mkdir(parents=True)
+    (killed / ".hydra" / "config.yaml").write_text("task_name: train\n")
+    (killed / "checkpoints").mkdir()
+    with pytest.raises(FileExistsError, match=r"\.hydra, checkpoints"):
+        check_run_folder(killed, None, "train", RUN_MARKERS)
+    check_run_folder(killed, str(killed / "checkpoints" / "last.ckpt"), "train", RUN_MARKERS)  # its resume
+    with pytest.raises(FileExistsError):
+        check_run_folder(killed, str(killed / "checkpoints" / "last.ckpt"), "test", RUN_MARKERS)
+    sweep = tmp_path / "sweep"
+    write_job(sweep, 0, ["seed=1"], None)
+    with pytest.raises(FileExistsError, match="0/"):
+        check_run_folder(sweep, None, "train", RUN_MARKERS)
+    check_run_folder(tmp_path / "new", None, "train", RUN_MARKERS)
+
+
 def test_a_sweep_into_the_folder_of_another_sweep_is_stopped(tmp_path: Path) -> None:
     write_job(tmp_path, 0, ["seed=1"], job_summary(0.9))
     config = OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}})
@@ -161,6 +179,10 @@ def test_a_resumed_runs_record_keeps_what_earlier_attempts_measured() -> None:
     assert after_failure["status"] == "ok" and "error" not in after_failure
     assert after_failure["attempts"][-1]["status"] == "failed"
     assert after_failure["metrics"] == first["metrics"]
+    refused_first = merge_records(None, {"status": "failed", "error": "ValueError: refused", "seed": 9})
+    resumed = merge_records(refused_first, {"status": "ok", "seed": 1, "metrics": {"test/acc": 0.9}})
+    assert resumed["status"] == "ok" and "error" not in resumed and resumed["seed"] == 1
+    assert resumed["attempts"][0]["error"] == "ValueError: refused"
 
 
 def test_rerunning_the_resume_command_of_a_finished_run_keeps_its_record(
@@ -185,6 +207,37 @@ def test_rerunning_the_resume_command_of_a_finished_run_keeps_its_record(
     assert after["metrics"] == before["metrics"]
     assert len(after["epoch_times_s"]) == len(before["epoch_times_s"]) == 1
     assert len(after["attempts"]) == 2 and after["attempts"][1]["ckpt_path"] == str(ckpt)
+    started_with = (run / ".hydra" / "overrides.yaml").read_text()
+
+    refused = run_python(
+        "train.py", *SHORT_RUN, *data, "seed=99", f"ckpt_path={ckpt}", project_root=tmp_path, timeout=600
+    )
+    assert refused.returncode != 0
+    assert f"python train.py {' '.join([*SHORT_RUN, *data])} ckpt_path={ckpt}" in output(refused)
+    assert (run / ".hydra" / "overrides.yaml").read_text() == started_with  # still the run's own
+    record = json.loads((run / "metrics.json").read_text())
+    assert {key: record[key] for key in ("status", "seed", "metrics")} == {
+        "status": "ok",
+        "seed": before["seed"],
+        "metrics": before["metrics"],
+    }
+    assert "error" not in record and record["attempts"][-1]["status"] == "failed"
+
+    tested = run_python(
+        "test.py",
+        f"ckpt_path={ckpt}",
+        "trainer=cpu",
+        "+trainer.limit_test_batches=1",
+        project_root=tmp_path,
+        timeout=600,
+    )
+    assert tested.returncode == 0, output(tested)
+    assert "not a result: trainer.limit_test_batches=1: part of the test split" in tested.stdout
+    (test_record,) = (tmp_path / "logs" / "test" / "runs").glob("*/metrics.json")
+    assert json.loads(test_record.read_text())["caveats"] == [
+        "trainer.limit_test_batches=1: part of the test split"
+    ]
+    assert json.loads((run / "metrics.json").read_text()) == record  # test.py never writes into the run
 
 
 def test_runs_that_train_nothing_are_refused_before_training(make_config) -> None:
@@ -194,6 +247,10 @@ def test_runs_that_train_nothing_are_refused_before_training(make_config) -> Non
     with pytest.raises(ValueError, match=r"trainer\.limit_train_batches=0"):
         check_trains_something({"limit_train_batches": 0.0})
     check_trains_something({"max_epochs": 1, "max_steps": -1})
+    with pytest.raises(ValueError, match=r"trainer\.max_epochs=0"):
+        check_trains_something({"max_epochs": 0, "fast_dev_run": True})
+    with pytest.raises(ValueError, match=r"trainer\.max_epochs=-1 trains nothing \(or without end"):
+        check_trains_something({"max_epochs": -1})
     cfg = make_config("trainer.max_epochs=0", trainer="cpu")
     with pytest.raises(ValueError, match=r"trainer\.max_epochs=0"):
         train(cfg)
