@@ -19,7 +19,8 @@ The four settings of the study map onto two flags:
 
 With ``filterbank="parametric"``, ``mel_fbanks`` is replaced by ``mel_centres`` and ``mel_bandwidths``.
 At initialisation every setting computes the same features as ``LogMelFilterBanks`` with the same
-arguments, up to float32 rounding of a direct (conv1d) DFT against the FFT.
+arguments, up to float32 rounding: settings A and B take the FFT as it does, C and D a direct (conv1d)
+sum over each frame, the fastest exact form for arbitrary kernels.
 """
 
 from __future__ import annotations
@@ -76,10 +77,12 @@ def fourier_kernels(n_fft: int, win_length: int, dtype: torch.dtype | None = Non
 class TrainableLogMel(MelFrontend):
     """Waveform to log mel energies with trainable parts: ``(batch, time) -> (batch, n_mels, frames)``.
 
-    The STFT is a strided ``conv1d`` with ``2 * (n_fft // 2 + 1)`` windowed Fourier kernels of length
-    ``n_fft`` (real parts ``stft_real``, imaginary parts ``stft_imag``, each ``(n_fft // 2 + 1, n_fft)``),
-    after reflect-padding by ``n_fft // 2`` when ``center``; then ``re² + im²`` (raised to ``power / 2``
-    when ``power != 2``), the mel projection, and ``log(mel + log_offset)``.
+    The STFT is ``torch.stft`` (an FFT) while it is fixed (settings A and B) and, once its kernels are
+    trainable (C and D), a strided ``conv1d`` with ``2 * (n_fft // 2 + 1)`` windowed Fourier kernels of
+    length ``n_fft`` (real parts ``stft_real``, imaginary parts ``stft_imag``, each ``(n_fft // 2 + 1,
+    n_fft)``) after padding by ``n_fft // 2`` when ``center``. Both compute the same DFT of the same
+    windowed frames (they differ by float32 rounding only, see :meth:`spectrogram`); then ``re² + im²``
+    (raised to ``power / 2`` when ``power != 2``), the mel projection, and ``log(mel + log_offset)``.
 
     Tensors (parameters when trainable, buffers otherwise; the state-dict keys are the same in every
     setting):
@@ -94,7 +97,7 @@ class TrainableLogMel(MelFrontend):
 
     Args:
         **settings: The STFT and mel settings of :class:`~src.frontends.mel.MelFrontend` (``sample_rate``,
-            ``n_fft``, ``win_length``, ``hop_length`` (the conv1d stride), ``f_min``, ``f_max``, ``n_mels``,
+            ``n_fft``, ``win_length``, ``hop_length``, ``f_min``, ``f_max``, ``n_mels``,
             ``power``, ``center``, ``pad_mode``, ``norm``, ``mel_scale``, ``log_offset``), with its defaults.
             ``power`` 2.0 is ``re² + im²`` with no root; other values compute
             ``max(re² + im², tiny) ** (power / 2)``, which keeps gradients finite at silence (``tiny`` is the
@@ -161,6 +164,8 @@ class TrainableLogMel(MelFrontend):
             self._register("mel_centres", centres, trainable_mel)
             self._register("mel_bandwidths", bandwidths, trainable_mel)
 
+        # the fixed STFT's FFT window (not saved: the kernels hold it, and checkpoints keep their keys)
+        self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
         self.register_buffer("stft_real_init", real.clone())
         self.register_buffer("stft_imag_init", imag.clone())
         with torch.no_grad():
@@ -219,21 +224,44 @@ class TrainableLogMel(MelFrontend):
         return self.stft_real
 
     def spectrogram(self, x: Tensor) -> Tensor:
-        """Power spectrogram by conv1d: ``(batch, time) -> (batch, n_fft // 2 + 1, frames)``.
+        """Power spectrogram: ``(batch, time) -> (batch, n_fft // 2 + 1, frames)``.
 
-        Bins in ``maskout`` are zero (multiplied by the fixed ``freq_mask``).
+        A fixed STFT is ``torch.stft`` with the Hann window of ``win_length`` (the FFT, about a quarter of
+        the direct sum's time); a trainable one is the ``conv1d`` of the padded waveform with
+        ``stft_real`` and ``stft_imag``. At initialisation the two agree to float32 rounding (a few eps
+        times the frame's power). Bins in ``maskout`` are zero (multiplied by the fixed ``freq_mask``).
         """
-        signal = x.unsqueeze(1)  # (batch, 1, time)
-        if self.center:
-            signal = F.pad(signal, (self.n_fft // 2, self.n_fft // 2), mode=self.pad_mode)
-        kernels = torch.cat([self.stft_real, self.stft_imag]).unsqueeze(1)  # (2 * n_freqs, 1, n_fft)
-        real, imag = F.conv1d(signal, kernels, stride=self.hop_length).split(self.n_freqs, dim=1)
-        spec = real.square() + imag.square()  # no sqrt: finite gradient at z = 0
+        if self.trainable_stft:
+            real, imag = self._direct_stft(x).split(self.n_freqs, dim=1)
+        else:
+            stft = torch.stft(
+                x,
+                n_fft=self.n_fft,
+                hop_length=self.hop_length,
+                win_length=self.win_length,
+                window=self.window,
+                center=self.center,
+                pad_mode=self.pad_mode,
+                onesided=True,
+                return_complex=True,
+            )
+            real, imag = stft.real, stft.imag
+        spec = torch.addcmul(real.square(), imag, imag)  # re² + im², no sqrt: finite gradient at z = 0
         if self.power != 2.0:
             spec = spec.clamp_min(torch.finfo(spec.dtype).tiny).pow(self.power / 2)
         if self.maskout is not None:
             spec = spec * self.freq_mask.unsqueeze(-1)
         return spec
+
+    def _direct_stft(self, x: Tensor) -> Tensor:
+        """The trainable STFT: ``(batch, time) -> (batch, 2 * (n_fft // 2 + 1), frames)``, the real parts
+        of every bin, then the imaginary parts: one ``conv1d`` of the padded waveform with both kernel
+        sets."""
+        signal = x.unsqueeze(1)  # (batch, 1, time)
+        if self.center:
+            signal = F.pad(signal, (self.n_fft // 2, self.n_fft // 2), mode=self.pad_mode)
+        kernels = torch.cat([self.stft_real, self.stft_imag]).unsqueeze(1)  # (2 * n_freqs, 1, n_fft)
+        return F.conv1d(signal, kernels, stride=self.hop_length)
 
     def features(self, x: Tensor) -> Tensor:
         """Log mel energies: ``(batch, time) -> (batch, n_mels, frames)``.
@@ -243,9 +271,8 @@ class TrainableLogMel(MelFrontend):
         """
         if x.dim() != 2:
             raise ValueError(f"expected a waveform of shape (batch, time), got {tuple(x.shape)}")
-        spec = self.spectrogram(x)
-        # (batch, frames, freqs) @ (freqs, n_mels) -> (batch, frames, n_mels) -> (batch, n_mels, frames)
-        mel = torch.matmul(spec.transpose(-1, -2), self.mel_filters()).transpose(-1, -2)
+        # (n_mels, freqs) @ (batch, freqs, frames) -> (batch, n_mels, frames)
+        mel = torch.matmul(self.mel_filters().T, self.spectrogram(x))
         return torch.log(mel + self.log_offset)
 
     @torch.no_grad()
@@ -290,23 +317,28 @@ class TrainableLogMel(MelFrontend):
     def analytic_macs(self, num_samples: int) -> int:
         """Multiply-accumulates for one clip that ptflops' ``aten`` backend does not count.
 
-        ptflops (``backend="aten"``) sees the STFT ``conv1d`` (``frames * 2 * (n_fft // 2 + 1) * n_fft``
-        MACs, windowing included since the window is baked into the kernels) and the mel projection
-        (``frames * (n_fft // 2 + 1) * n_mels``). This returns the rest, with ``F = n_fft // 2 + 1``:
+        ptflops (``backend="aten"``) sees the mel projection (``frames * F * n_mels`` MACs, with
+        ``F = n_fft // 2 + 1``) and, for a trainable STFT, its ``conv1d`` (``frames * 2 * F * n_fft`` MACs,
+        windowing included since the window is baked into the kernels), but not ``torch.stft``. This
+        returns the rest, with ``N = n_fft``:
 
+        * fixed STFT (``torch.stft``): windowing, ``N`` MACs per frame, and the real-input FFT,
+          ``N * log2(N)`` per frame, the estimate ``LogMelFilterBanks.analytic_macs`` uses;
         * power ``re² + im²``: 2 MACs per bin and frame, whatever ``power`` is (as ``LogMelFilterBanks``);
         * ``maskout``: 1 MAC per bin and frame for the mask multiply, when set;
         * ``filterbank="parametric"``: building the filters, once per clip: 2 MACs per entry of the
           ``(F, n_mels)`` matrix (the rising and the falling slope), plus 1 per entry for ``norm="slaney"``.
 
         Padding, the root for ``power != 2``, the mel-to-Hz conversion of ``3 * n_mels`` edges, the log
-        offset and the logarithm are not MACs.
+        offset and the logarithm are not MACs. The total is rounded to an int.
 
         Args:
             num_samples: Length of the clip in samples.
         """
         per_frame = 2 * self.n_freqs + (self.n_freqs if self.maskout is not None else 0)
         per_clip = 0
+        if not self.trainable_stft:
+            per_frame += self.n_fft + self.n_fft * math.log2(self.n_fft)
         if self.filterbank == "parametric":
-            per_clip = (3 if self.norm == "slaney" else 2) * self.n_freqs * self.n_mels
-        return self.num_frames(num_samples) * per_frame + per_clip
+            per_clip += (3 if self.norm == "slaney" else 2) * self.n_freqs * self.n_mels
+        return round(self.num_frames(num_samples) * per_frame + per_clip)

@@ -115,12 +115,15 @@ def test_every_setting_matches_log_mel_filterbanks_at_init(
     ],
     ids=lambda config: ",".join(f"{key}={value}" for key, value in config.items()),
 )
+@pytest.mark.parametrize("trainable_stft", [False, True], ids=["fft", "conv1d"])
 def test_float64_matches_log_mel_filterbanks_to_rounding(
-    float64_default: None, config: dict[str, object], filterbank: str
+    float64_default: None, config: dict[str, object], filterbank: str, trainable_stft: bool
 ) -> None:
     signal = chirp_and_noise(dtype=torch.float64)
     reference = LogMelFilterBanks(**config)
-    frontend = TrainableLogMel(**config, filterbank=filterbank, trainable_stft=True, trainable_mel=True)
+    frontend = TrainableLogMel(
+        **config, filterbank=filterbank, trainable_stft=trainable_stft, trainable_mel=True
+    )
 
     spec, expected_spec = frontend.spectrogram(signal), reference.spectrogram(signal)
     assert torch.allclose(spec, expected_spec, atol=LOG_ATOL_FLOAT64 * float(expected_spec.max()), rtol=0)
@@ -137,9 +140,10 @@ def test_float64_matches_log_mel_filterbanks_to_rounding(
     ],
     ids=lambda config: ",".join(f"{key}={value}" for key, value in config.items()),
 )
-def test_power_spectrogram_matches_torch_stft(config: dict[str, int | bool]) -> None:
+@pytest.mark.parametrize("trainable_stft", [False, True], ids=["fft", "conv1d"])
+def test_power_spectrogram_matches_torch_stft(config: dict[str, int | bool], trainable_stft: bool) -> None:
     signal = chirp_and_noise()
-    frontend = TrainableLogMel(**config, n_mels=40)
+    frontend = TrainableLogMel(**config, n_mels=40, trainable_stft=trainable_stft)
     window = torch.hann_window(frontend.win_length)
 
     expected = torch.stft(signal, window=window, return_complex=True, pad_mode="reflect", **config).abs() ** 2
@@ -204,7 +208,8 @@ def test_exactly_the_trainable_tensors_are_parameters(setting: str) -> None:
     buffers = dict(frontend.named_buffers())
 
     assert set(parameters) == PARAMETERS[setting]
-    assert set(buffers) == (tensors - PARAMETERS[setting]) | always_buffers
+    assert set(buffers) == (tensors - PARAMETERS[setting]) | always_buffers | {"window"}
+    assert "window" not in frontend.state_dict()  # the FFT's window is derived, not saved
     assert all(p.requires_grad for p in parameters.values())
     sizes = {"stft_real": 201 * 400, "stft_imag": 201 * 400, "mel_fbanks": 201 * 40}
     sizes |= {"mel_centres": 40, "mel_bandwidths": 2 * 40}
@@ -254,7 +259,7 @@ def test_gradients_are_finite_and_reach_the_trainable_tensors_even_on_silence(
 def test_maskout_zeroes_its_bins_and_keeps_gradients_of_the_others() -> None:
     signal = chirp_and_noise()
     frontend = TrainableLogMel(n_fft=400, n_mels=40, trainable_stft=True, maskout=[20, 60])
-    unmasked = TrainableLogMel(n_fft=400, n_mels=40)
+    unmasked = TrainableLogMel(n_fft=400, n_mels=40, trainable_stft=True)
 
     spec = frontend.spectrogram(signal)
     assert (spec[:, 20:60] == 0).all()
@@ -272,6 +277,15 @@ def test_maskout_zeroes_its_bins_and_keeps_gradients_of_the_others() -> None:
         assert (kernels.grad[unmasked_bins].abs().sum(dim=1) > 0).all()
     sgd_step(frontend, signal)
     assert (frontend.spectrogram(signal)[:, 20:60] == 0).all()
+
+
+def test_maskout_zeroes_its_bins_of_the_fixed_stft_too() -> None:
+    signal = chirp_and_noise()
+    masked = TrainableLogMel(n_fft=400, n_mels=40, maskout=[20, 60]).spectrogram(signal)
+    unmasked = TrainableLogMel(n_fft=400, n_mels=40).spectrogram(signal)
+
+    assert (masked[:, 20:60] == 0).all() and (unmasked[:, 20:60] > 0).all()
+    assert torch.equal(masked[:, :20], unmasked[:, :20]) and torch.equal(masked[:, 60:], unmasked[:, 60:])
 
 
 @pytest.mark.parametrize("maskout", [[60, 20], [0, 202], [5], [-1, 3]])
@@ -376,15 +390,23 @@ def test_ptflops_plus_analytic_macs_is_the_hand_count(
     frames = 1 + num_samples // 4  # centred: 11
     bins = 16 // 2 + 1  # 9
     stft_conv = frames * 2 * bins * 16  # 3168: conv1d with 18 kernels of 16 taps, counted by ptflops
+    stft_fft = frames * (16 + 16 * 4)  # 880: window + 16 * log2(16) per frame, not seen by ptflops
     mel_projection = frames * bins * 3  # 297, counted by ptflops as a matrix product
 
     counted, params = ptflops.get_model_complexity_info(
         frontend, (num_samples,), backend="aten", as_strings=False, print_per_layer_stat=False
     )
 
-    assert counted == stft_conv + mel_projection
-    assert frontend.analytic_macs(num_samples) == analytic
+    assert counted == (stft_conv if trainable else 0) + mel_projection
+    assert frontend.analytic_macs(num_samples) == analytic + (0 if trainable else stft_fft)
     assert params == sum(p.numel() for p in frontend.parameters())
+
+
+def test_fixed_stft_macs_equal_log_mel_filterbanks() -> None:
+    settings = {"n_fft": 480, "hop_length": 160, "n_mels": 40}
+    assert TrainableLogMel(**settings).analytic_macs(SAMPLE_RATE) == LogMelFilterBanks(
+        **settings
+    ).analytic_macs(SAMPLE_RATE)
 
 
 def test_num_frames_matches_the_output() -> None:
@@ -393,7 +415,8 @@ def test_num_frames_matches_the_output() -> None:
         for num_samples in (4000, 12345):
             frames = frontend.features(torch.zeros(1, num_samples)).shape[-1]
             assert frames == frontend.num_frames(num_samples)
-    assert TrainableLogMel(n_fft=16, hop_length=4, n_mels=3, center=False).analytic_macs(40) == 7 * 18
+    frontend = TrainableLogMel(n_fft=16, hop_length=4, n_mels=3, center=False, trainable_stft=True)
+    assert frontend.analytic_macs(40) == 7 * 18
 
 
 def test_out_features_is_the_feature_dimension() -> None:
