@@ -271,8 +271,10 @@ class TrainableLogMel(MelFrontend):
         """
         if x.dim() != 2:
             raise ValueError(f"expected a waveform of shape (batch, time), got {tuple(x.shape)}")
-        # (n_mels, freqs) @ (batch, freqs, frames) -> (batch, n_mels, frames)
-        mel = torch.matmul(self.mel_filters().T, self.spectrogram(x))
+        spec = self.spectrogram(x)
+        # (batch, frames, freqs) @ (freqs, n_mels) -> (batch, frames, n_mels) -> (batch, n_mels, frames):
+        # one matrix product over every frame of the batch (torch.stft's frames are already its rows)
+        mel = torch.matmul(spec.transpose(-1, -2), self.mel_filters()).transpose(-1, -2)
         return torch.log(mel + self.log_offset)
 
     @torch.no_grad()
