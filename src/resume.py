@@ -36,6 +36,8 @@ MAY_DIFFER = (
     # which device trains (not how many: that changes the batch of each optimiser step)
     "trainer.accelerator",
     "trainer.deterministic",
+    # how the encoder runs (eager or compiled), not what it computes
+    "task.compile",
 )
 """Keys (and the keys under them) that may differ on resume."""
 

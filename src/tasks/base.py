@@ -22,6 +22,7 @@ from src.frontends.base import Frontend
 from src.frontends.spec_augment import SpecAugment
 from src.frontends.standardization import FeatureStandardizer
 from src.utils.complexity import count_macs, count_parameters
+from src.utils.config_values import flag
 
 MODES = ("max", "min")
 """Directions of a metric: higher is better, or lower is better."""
@@ -66,9 +67,12 @@ class FrontendEncoderTask(L.LightningModule):
             training features; ``None``: none.
         example_samples: samples of one example for sizing (the data's clip length, or one second of an
             utterance corpus).
+        compile: compile the encoder with ``torch.compile`` when fitting or testing starts
+            (:meth:`configure_model`); off by default (``docs/training.md``, "Compiled training steps").
 
     Raises:
-        ValueError: for a ``monitor`` the task does not log or a ``mode`` against its direction.
+        ValueError: for a ``monitor`` the task does not log or a ``mode`` against its direction, or a
+            ``compile`` that is not a bool (naming ``task.compile``).
     """
 
     METRIC_MODES: ClassVar[dict[str, str]] = {}
@@ -88,9 +92,12 @@ class FrontendEncoderTask(L.LightningModule):
         standardize_features: bool,
         spec_augment: Mapping[str, Any] | None,
         example_samples: int,
+        compile: bool = False,
     ) -> None:
         super().__init__()
         self.monitor, self.mode = check_monitor(type(self), monitor, mode)
+        self.compiles_encoder = flag("task.compile", compile)
+        self._encoder_compiled = False
         self.frontend = instantiate(frontend)
         self.frontend.check_input_samples(example_samples)
         sizes: dict[str, Any] = {"in_features": self.frontend.out_features}
@@ -154,6 +161,16 @@ class FrontendEncoderTask(L.LightningModule):
         mean = self.evaluation_losses[stage]
         mean.update(loss.detach(), batch_size)
         self.log(f"{stage}/loss", mean, on_epoch=True, prog_bar=stage == "val")
+
+    def configure_model(self) -> None:
+        """Lightning calls this when fitting, validation or testing starts: with ``task.compile=true`` the
+        encoder is compiled in place, once (``nn.Module.compile``, TorchInductor), so its parameters,
+        ``state_dict`` keys and checkpoints stay those of the eager encoder (``test.py`` and resuming
+        read them as usual). Compiling happens on the first batch of each new kind (training, another
+        batch size, evaluation). Not earlier, so :meth:`complexity` runs the eager encoder."""
+        if self.compiles_encoder and not self._encoder_compiled:
+            self.encoder.compile()
+            self._encoder_compiled = True
 
     def on_fit_start(self) -> None:
         """Measure the standardisation statistics on the training split (not augmented), unless a

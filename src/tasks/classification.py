@@ -29,7 +29,7 @@ class ClassificationTask(FrontendEncoderTask):
 
     Args:
         frontend, encoder, optimizer, scheduler, monitor, mode, standardize_features, spec_augment,
-            example_samples: as :class:`~src.tasks.base.FrontendEncoderTask`.
+            example_samples, compile: as :class:`~src.tasks.base.FrontendEncoderTask`.
         head: partial config of the clip head.
         label_names: class labels in index order (the data module's ``label_names``).
 
@@ -56,6 +56,7 @@ class ClassificationTask(FrontendEncoderTask):
         mode: str = "max",
         standardize_features: bool = False,
         spec_augment: Mapping[str, Any] | None = None,
+        compile: bool = False,
     ) -> None:
         super().__init__(
             frontend,
@@ -67,6 +68,7 @@ class ClassificationTask(FrontendEncoderTask):
             standardize_features,
             spec_augment,
             example_samples,
+            compile,
         )
         if not label_names:
             raise ValueError("label_names must list the classes (the data module's label_names), got none")

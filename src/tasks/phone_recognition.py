@@ -69,7 +69,7 @@ class PhoneRecognitionTask(FrontendEncoderTask):
 
     Args:
         frontend, encoder, optimizer, scheduler, monitor, mode, standardize_features, spec_augment,
-            example_samples: as :class:`~src.tasks.base.FrontendEncoderTask`.
+            example_samples, compile: as :class:`~src.tasks.base.FrontendEncoderTask`.
         head: partial config of the per-frame head.
         label_names: the training phone set in index order (TIMIT's 61, 48 or 39 phones; the data
             module's ``label_names``).
@@ -100,6 +100,7 @@ class PhoneRecognitionTask(FrontendEncoderTask):
         mode: str = "min",
         standardize_features: bool = False,
         spec_augment: Mapping[str, Any] | None = None,
+        compile: bool = False,
     ) -> None:
         if not label_names:
             raise ValueError("label_names must list the training phone set (the data module's), got none")
@@ -113,6 +114,7 @@ class PhoneRecognitionTask(FrontendEncoderTask):
             standardize_features,
             spec_augment,
             example_samples,
+            compile,
         )
         if not self.encoder.keeps_time:
             raise ValueError(
