@@ -35,18 +35,7 @@ class LogMelFilterBanks(MelFrontend):
 
     def spectrogram(self, x: Tensor) -> Tensor:
         """Magnitude spectrogram raised to ``power``: ``(batch, time) -> (batch, n_fft // 2 + 1, frames)``."""
-        stft = torch.stft(
-            x,
-            n_fft=self.n_fft,
-            hop_length=self.hop_length,
-            win_length=self.win_length,
-            window=self.window,
-            center=self.center,
-            pad_mode=self.pad_mode,
-            normalized=False,
-            onesided=True,
-            return_complex=True,
-        )
+        stft = self.complex_stft(x, self.window)
         # |z| ** power via the complex abs kernel (hypot), as torchaudio does: re² + im² rounds differently
         if stft.requires_grad:
             magnitude = stft.abs()  # autograd cannot differentiate through out=

@@ -178,6 +178,27 @@ class MelFrontend(Frontend):
             mel_scale=self.mel_scale,
         )
 
+    def complex_stft(self, x: Tensor, window: Tensor) -> Tensor:
+        """One-sided STFT with these settings (``torch.stft``, not normalised):
+        ``(batch, time) -> (batch, n_fft // 2 + 1, frames)``, complex.
+
+        Args:
+            x: waveforms, ``(batch, time)``.
+            window: the analysis window, ``(win_length,)``, zero-padded to ``n_fft`` by ``torch.stft``.
+        """
+        return torch.stft(
+            x,
+            n_fft=self.n_fft,
+            hop_length=self.hop_length,
+            win_length=self.win_length,
+            window=window,
+            center=self.center,
+            pad_mode=self.pad_mode,
+            normalized=False,
+            onesided=True,
+            return_complex=True,
+        )
+
     def min_input_samples(self) -> int:
         """The fewest samples an example may have: ``n_fft`` without ``center``; with it, what padding by
         ``n_fft // 2`` on both sides needs (``reflect``: more than ``n_fft // 2``, ``circular``: at least

@@ -234,17 +234,7 @@ class TrainableLogMel(MelFrontend):
         if self.trainable_stft:
             real, imag = self._direct_stft(x).split(self.n_freqs, dim=1)
         else:
-            stft = torch.stft(
-                x,
-                n_fft=self.n_fft,
-                hop_length=self.hop_length,
-                win_length=self.win_length,
-                window=self.window,
-                center=self.center,
-                pad_mode=self.pad_mode,
-                onesided=True,
-                return_complex=True,
-            )
+            stft = self.complex_stft(x, self.window)
             real, imag = stft.real, stft.imag
         spec = torch.addcmul(real.square(), imag, imag)  # re² + im², no sqrt: finite gradient at z = 0
         if self.power != 2.0:
