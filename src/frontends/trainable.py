@@ -8,7 +8,8 @@ code's known pitfalls:
   finite gradients instead of NaN;
 * frequency bins are masked out by multiplying with a fixed mask, not by writing zeros in place into
   tensors that autograd needs;
-* fixed and trainable settings differ only in which tensors are ``nn.Parameter`` and which are buffers.
+* fixed and trainable settings differ in which tensors are ``nn.Parameter`` and which are buffers, and in
+  how a fixed STFT is computed: by the FFT while its kernels are the windowed DFT basis.
 
 The four settings of the study map onto two flags:
 
@@ -77,10 +78,11 @@ def fourier_kernels(n_fft: int, win_length: int, dtype: torch.dtype | None = Non
 class TrainableLogMel(MelFrontend):
     """Waveform to log mel energies with trainable parts: ``(batch, time) -> (batch, n_mels, frames)``.
 
-    The STFT is ``torch.stft`` (an FFT) while it is fixed (settings A and B) and, once its kernels are
-    trainable (C and D), a strided ``conv1d`` with ``2 * (n_fft // 2 + 1)`` windowed Fourier kernels of
-    length ``n_fft`` (real parts ``stft_real``, imaginary parts ``stft_imag``, each ``(n_fft // 2 + 1,
-    n_fft)``) after padding by ``n_fft // 2`` when ``center``. Both compute the same DFT of the same
+    The STFT is ``torch.stft`` (an FFT) while it is fixed (settings A and B; :attr:`stft_by_fft`, unless
+    loaded kernels differ from the DFT basis) and, once its kernels are trainable (C and D), a strided
+    ``conv1d`` with ``2 * (n_fft // 2 + 1)`` windowed Fourier kernels of length ``n_fft`` (real parts
+    ``stft_real``, imaginary parts ``stft_imag``, each ``(n_fft // 2 + 1, n_fft)``) after padding by
+    ``n_fft // 2`` when ``center``. Both compute the same DFT of the same
     windowed frames (they differ by float32 rounding only, see :meth:`spectrogram`); then ``re² + im²``
     (raised to ``power / 2`` when ``power != 2``), the mel projection, and ``log(mel + log_offset)``.
 
@@ -145,6 +147,9 @@ class TrainableLogMel(MelFrontend):
         real, imag = fourier_kernels(self.n_fft, self.win_length)
         self._register("stft_real", real, trainable_stft)
         self._register("stft_imag", imag, trainable_stft)
+        # a fixed STFT takes the FFT while its kernels are the DFT basis (checked again after every load)
+        self.stft_by_fft = not trainable_stft
+        self.register_load_state_dict_post_hook(TrainableLogMel._check_loaded_kernels)
 
         mask = torch.ones(self.n_freqs)
         if self.maskout is not None:
@@ -170,6 +175,18 @@ class TrainableLogMel(MelFrontend):
         self.register_buffer("stft_imag_init", imag.clone())
         with torch.no_grad():
             self.register_buffer("mel_fbanks_init", self.mel_filters().clone())
+
+    def _check_loaded_kernels(self, incompatible_keys: object) -> None:
+        """After ``load_state_dict``: a fixed STFT keeps the FFT only if the loaded kernels are the windowed
+        DFT basis; kernels that differ (e.g. trained in setting C, then frozen) are used as they are, by
+        the direct sum, so a fixed part always computes what its buffers hold."""
+        if self.trainable_stft:
+            return
+        real, imag = fourier_kernels(self.n_fft, self.win_length, dtype=self.stft_real.dtype)
+        device = self.stft_real.device
+        self.stft_by_fft = torch.equal(self.stft_real, real.to(device)) and torch.equal(
+            self.stft_imag, imag.to(device)
+        )
 
     def _check_maskout(self, maskout: Sequence[int] | None) -> list[int] | None:
         """``maskout`` as ``[low_bin, high_bin]`` ints, or ``None``."""
@@ -226,12 +243,13 @@ class TrainableLogMel(MelFrontend):
     def spectrogram(self, x: Tensor) -> Tensor:
         """Power spectrogram: ``(batch, time) -> (batch, n_fft // 2 + 1, frames)``.
 
-        A fixed STFT is ``torch.stft`` with the Hann window of ``win_length`` (the FFT, about a quarter of
-        the direct sum's time); a trainable one is the ``conv1d`` of the padded waveform with
+        A fixed STFT whose kernels are the windowed DFT basis (``stft_by_fft``) is ``torch.stft`` with the
+        Hann window of ``win_length`` (the FFT, about a quarter of the direct sum's time); a trainable one,
+        or fixed kernels loaded from a trained model, is the ``conv1d`` of the padded waveform with
         ``stft_real`` and ``stft_imag``. At initialisation the two agree to float32 rounding (a few eps
         times the frame's power). Bins in ``maskout`` are zero (multiplied by the fixed ``freq_mask``).
         """
-        if self.trainable_stft:
+        if not self.stft_by_fft:
             real, imag = self._direct_stft(x).split(self.n_freqs, dim=1)
         else:
             stft = self.complex_stft(x, self.window)
@@ -329,7 +347,7 @@ class TrainableLogMel(MelFrontend):
         """
         per_frame = 2 * self.n_freqs + (self.n_freqs if self.maskout is not None else 0)
         per_clip = 0
-        if not self.trainable_stft:
+        if self.stft_by_fft:
             per_frame += self.n_fft + self.n_fft * math.log2(self.n_fft)
         if self.filterbank == "parametric":
             per_clip += (3 if self.norm == "slaney" else 2) * self.n_freqs * self.n_mels

@@ -279,6 +279,22 @@ def test_maskout_zeroes_its_bins_and_keeps_gradients_of_the_others() -> None:
     assert (frontend.spectrogram(signal)[:, 20:60] == 0).all()
 
 
+def test_a_fixed_stft_computes_the_kernels_it_loads() -> None:
+    signal = chirp_and_noise()
+    trained = TrainableLogMel(n_fft=400, n_mels=40, trainable_stft=True)
+    with torch.no_grad():
+        trained.stft_real.mul_(1.5)  # as if setting C had trained them
+    frozen = TrainableLogMel(n_fft=400, n_mels=40)
+    assert frozen.stft_by_fft
+
+    frozen.load_state_dict(trained.state_dict())
+    assert not frozen.stft_by_fft  # the FFT would ignore the loaded kernels
+    assert torch.equal(frozen.features(signal), trained.features(signal).detach())
+
+    frozen.load_state_dict(TrainableLogMel(n_fft=400, n_mels=40).state_dict())
+    assert frozen.stft_by_fft  # the DFT basis again: back to the FFT
+
+
 def test_maskout_zeroes_its_bins_of_the_fixed_stft_too() -> None:
     signal = chirp_and_noise()
     masked = TrainableLogMel(n_fft=400, n_mels=40, maskout=[20, 60]).spectrogram(signal)
