@@ -21,7 +21,7 @@ The four settings of the study map onto two flags:
 With ``filterbank="parametric"``, ``mel_fbanks`` is replaced by ``mel_centres`` and ``mel_bandwidths``.
 At initialisation every setting computes the same features as ``LogMelFilterBanks`` with the same
 arguments, up to float32 rounding: settings A and B take the FFT as it does, C and D a direct (conv1d)
-sum over each frame, the fastest exact form for arbitrary kernels.
+sum over each frame, the fastest exact form measured for arbitrary kernels (docs/frontends.md).
 """
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ class TrainableLogMel(MelFrontend):
     loaded kernels differ from the DFT basis) and, once its kernels are trainable (C and D), a strided
     ``conv1d`` with ``2 * (n_fft // 2 + 1)`` windowed Fourier kernels of length ``n_fft`` (real parts
     ``stft_real``, imaginary parts ``stft_imag``, each ``(n_fft // 2 + 1, n_fft)``) after padding by
-    ``n_fft // 2`` when ``center``. Both compute the same DFT of the same
-    windowed frames (they differ by float32 rounding only, see :meth:`spectrogram`); then ``re² + im²``
-    (raised to ``power / 2`` when ``power != 2``), the mel projection, and ``log(mel + log_offset)``.
+    ``n_fft // 2`` when ``center``. Both compute the same DFT of the same windowed frames (they differ by
+    float32 rounding only, see :meth:`spectrogram`); then ``re² + im²`` (raised to ``power / 2`` when
+    ``power != 2``), the mel projection, and ``log(mel + log_offset)``.
 
     Tensors (parameters when trainable, buffers otherwise; the state-dict keys are the same in every
     setting):
