@@ -28,6 +28,7 @@ from tests.data.test_speech_commands_datamodule import (
     make_dm,
     make_fake_corpus,
     root_of,
+    serve_as_download,
 )
 
 LISTS = {"val": "validation_list.txt", "test": "testing_list.txt"}
@@ -256,13 +257,7 @@ def test_an_interrupted_extraction_is_extracted_again(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     source = make_fake_corpus(tmp_path / "tarball_contents", words=("yes", "no"))
-    downloads: list[str] = []
-
-    def fake_download(url: str, archive: str, hash_prefix: str | None = None) -> None:
-        downloads.append(url)
-        with tarfile.open(archive, "w:gz") as tar:
-            for path in sorted(source.rglob("*")):
-                tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
+    downloads = serve_as_download(source, monkeypatch)
 
     def interrupted_extract(archive: str, to_path: str) -> None:
         with tarfile.open(archive) as tar:  # the lists and "yes" are out when the run is killed
@@ -271,7 +266,6 @@ def test_an_interrupted_extraction_is_extracted_again(
             )
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("torchaudio.datasets.speechcommands.download_url_to_file", fake_download)
     real_extract = speechcommands_module._extract_tar
     monkeypatch.setattr(speechcommands_module, "_extract_tar", interrupted_extract)
     root = tmp_path / "fresh"

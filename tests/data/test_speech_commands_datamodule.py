@@ -293,10 +293,9 @@ def test_generated_corpus_calls_generator_with_kwargs(
         make_dm(root, corpus="generated", version="speech_commands_v0.01").prepare_data()
 
 
-def test_download_runs_torchaudio_download_in_prepare_data(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    source = make_fake_corpus(tmp_path / "tarball_contents", words=("yes", "no"))
+def serve_as_download(source: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make torchaudio's Speech Commands download write a tarball of ``source`` instead of fetching it;
+    returns the list the downloaded URLs are appended to."""
     downloads: list[str] = []
 
     def fake_download(url: str, archive: str, hash_prefix: str | None = None) -> None:
@@ -306,6 +305,14 @@ def test_download_runs_torchaudio_download_in_prepare_data(
                 tar.add(path, arcname=path.relative_to(source).as_posix(), recursive=False)
 
     monkeypatch.setattr("torchaudio.datasets.speechcommands.download_url_to_file", fake_download)
+    return downloads
+
+
+def test_download_runs_torchaudio_download_in_prepare_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source = make_fake_corpus(tmp_path / "tarball_contents", words=("yes", "no"))
+    downloads = serve_as_download(source, monkeypatch)
     root = tmp_path / "fresh"
     dm = make_dm(root, download=True)
     dm.prepare_data()
