@@ -47,22 +47,18 @@ import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import Tensor
 
+from benchmarks.run_config import compose_run_config
 from benchmarks.timing import time_and_print
-from src.resolvers import register_resolvers
 from src.tasks.base import FrontendEncoderTask
 from src.training import build_task
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 MODELS = {
     "bcresnet1": ["data=kws12", "experiment=bcresnet_recipe", "model.width_multiplier=1"],
     "crnn": ["data=kws12", "model=crnn"],
@@ -96,15 +92,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def run_config(overrides: list[str]) -> DictConfig:
-    """The config ``python train.py <overrides>`` composes (without Hydra's runtime values)."""
-    os.environ.setdefault("PROJECT_ROOT", str(REPO_ROOT))
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=overrides)
-
-
 @dataclass
 class Trainee:
     """A task as a run builds it, its optimiser, and the run's batch shape."""
@@ -120,7 +107,7 @@ def build(overrides: list[str], compile_encoder: bool) -> Trainee:
     """The task of ``train.py <overrides> task.compile=<compile_encoder>``, seeded with the run's seed, set
     up as Lightning sets it up (:meth:`~FrontendEncoderTask.configure_model`, the optimiser and the
     scheduler's first learning rate); the data module is built but reads no corpus."""
-    cfg = run_config([*overrides, f"task.compile={str(compile_encoder).lower()}"])
+    cfg = compose_run_config([*overrides, f"task.compile={str(compile_encoder).lower()}"])
     groups = ("task", "frontend", "model", "optimizer", "scheduler")
     settings = {group: OmegaConf.to_container(cfg[group], resolve=True) for group in groups}
     datamodule = instantiate(cfg.data, _convert_="all")

@@ -62,20 +62,17 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from matplotlib.axes import Axes
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torchaudio.datasets.speechcommands import FOLDER_IN_ARCHIVE
 
+from benchmarks.run_config import REPO_ROOT, compose_run_config
 from src.data.speech_commands.corpus import CORPUS_NAME, count_clips
-from src.resolvers import register_resolvers
 from src.training import build_task
 from src.utils.run_files import atomic_write, write_json_atomic
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SPEAKERS = (262, 785, 2618)
 REAL_CLIPS, REAL_SPEAKERS = 105_829, 2_618
 GENERATOR_WORKERS = 2
@@ -247,15 +244,6 @@ def folder_bytes(folder: Path) -> int:
 
 
 # ------------------------------------------------------------------------------- stages (child processes)
-
-
-def compose_run_config(overrides: Sequence[str]) -> DictConfig:
-    """``conf/config.yaml`` with ``overrides`` as ``train.py`` composes it (without Hydra's runtime)."""
-    os.environ.setdefault("PROJECT_ROOT", str(REPO_ROOT))
-    register_resolvers()
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        return compose("config", overrides=list(overrides))
 
 
 def data_overrides(root: Path, speakers: int, data: str, cache_dir: Path) -> list[str]:

@@ -22,23 +22,18 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import statistics
 import time
 import warnings
 from collections.abc import Callable
-from pathlib import Path
 
 import lightning as L
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from benchmarks.run_config import compose_run_config
 from src.training import build_task
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -53,13 +48,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def job_config(groups: int, n_mels: int) -> DictConfig:
     """The groups sweep's config for one ``groups`` value, as ``train.py`` composes it."""
-    os.environ.setdefault("PROJECT_ROOT", str(REPO_ROOT))
-    GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(REPO_ROOT / "conf"), version_base="1.3"):
-        return compose(
-            "config",
-            overrides=["experiment=groups_sweep", f"model.groups={groups}", f"frontend.n_mels={n_mels}"],
-        )
+    return compose_run_config(
+        ["experiment=groups_sweep", f"model.groups={groups}", f"frontend.n_mels={n_mels}"]
+    )
 
 
 def median_seconds(run_epoch: Callable[[], None], epochs: int) -> float:
