@@ -91,3 +91,11 @@ def count_macs(module: nn.Module, input_shape: tuple[int, ...]) -> int:
     for submodule, shape in counted.values():
         macs += submodule.exact_macs(shape) - _aten_macs(submodule, shape)
     return macs
+
+
+def serialized_bytes(module: nn.Module) -> int:
+    """Bytes of ``module``'s ``state_dict`` saved with ``torch.save``: its size on disk (parameters and
+    buffers at their stored dtypes, packed int8 weights of a quantised module included)."""
+    buffer = io.BytesIO()
+    torch.save(module.state_dict(), buffer)
+    return buffer.getbuffer().nbytes

@@ -14,7 +14,7 @@ from src.encoders.crnn import CRNN
 from src.encoders.recurrent import RecurrentEncoder, RecurrentLayers
 from src.encoders.stack import EncoderStack
 from src.tasks.heads import ClipClassifierHead, FrameClassifierHead
-from src.utils.complexity import ExactMacs, count_macs, count_parameters
+from src.utils.complexity import ExactMacs, count_macs, count_parameters, serialized_bytes
 
 CELLS = ["rnn", "lstm", "gru"]
 
@@ -204,3 +204,10 @@ def test_counting_leaves_the_module_untouched() -> None:
     assert encoder.training
     assert all(torch.equal(before[k], v) for k, v in encoder.state_dict().items())
     assert not encoder.layers._forward_pre_hooks  # the probe's hooks sit on a copy
+
+
+def test_serialized_bytes_grow_with_the_stored_weights() -> None:
+    small, large = serialized_bytes(nn.Linear(10, 10)), serialized_bytes(nn.Linear(1000, 1000))
+    # 1,001,000 float32 values in the large one; the file adds a small archive overhead.
+    assert 4 * 1_001_000 <= large < 4 * 1_001_000 + 4096
+    assert small < 4096 < large
