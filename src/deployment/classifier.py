@@ -17,9 +17,9 @@ from src.utils.lengths import full_lengths
 
 
 class WaveformClassifier(nn.Module):
-    """``(batch, clip_samples)`` float32 waveforms in ``[-1, 1]`` at :attr:`sample_rate` Hz ->
-    ``(batch, num_classes)`` logits, every sample real (clips are padded or cut to ``clip_samples``
-    before). The task's own frontend, standardiser, encoder and head, in eval mode; no SpecAugment.
+    """``(batch, clip_samples)`` float32 waveforms in ``[-1, 1]`` at :attr:`sample_rate` Hz (clips padded
+    or cut to ``clip_samples`` before), with optional true lengths -> ``(batch, num_classes)`` logits.
+    The task's own frontend, standardiser, encoder and head, in eval mode; no SpecAugment.
 
     Attributes:
         frontend, standardizer (or ``None``), encoder, head: the task's modules (shared, not copied).
@@ -39,9 +39,12 @@ class WaveformClassifier(nn.Module):
         self.clip_samples = int(task.hparams.example_samples)
         self.eval()
 
-    def forward(self, waveforms: torch.Tensor) -> torch.Tensor:
-        """``(batch, clip_samples)`` -> ``(batch, num_classes)`` logits."""
-        lengths = full_lengths(waveforms.shape[0], waveforms.shape[-1], waveforms.device)
+    def forward(self, waveforms: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """``(batch, clip_samples)`` waveforms and their ``(batch,)`` true lengths in samples before
+        zero-padding (``None``: every sample is real) -> ``(batch, num_classes)`` logits. Encoders that mask
+        padded frames (BC-ResNet, the recurrent ones) read the lengths, as in training and ``test.py``."""
+        if lengths is None:
+            lengths = full_lengths(waveforms.shape[0], waveforms.shape[-1], waveforms.device)
         features, frame_lengths = self.frontend(waveforms, lengths)
         if self.standardizer is not None:
             features = self.standardizer(features)
