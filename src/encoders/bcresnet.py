@@ -75,7 +75,7 @@ class SubSpectralNorm(nn.Module):
 
     def band_groups(self, freq: int) -> list[tuple[int, int, int]]:
         """Runs of equal-size bands as ``(first_band, num_bands, bins_per_band)``, empty bands left out."""
-        bins, larger = divmod(freq, self.sub_bands)
+        bins, larger = divmod(int(freq), self.sub_bands)  # an int also while torch.jit.trace runs
         runs = [(0, larger, bins + 1), (larger, self.sub_bands - larger, bins)]
         return [(first, count, size) for first, count, size in runs if count > 0 and size > 0]
 
