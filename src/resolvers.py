@@ -9,6 +9,8 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
+from src.compression.sweep_source import full_rank_scratch_checkpoint
+
 SWEEP_DIRECTIONS = {"max": "maximize", "min": "minimize"}
 """A task's ``mode`` as the Optuna sweeper's ``direction``."""
 
@@ -54,9 +56,10 @@ def resume_output_subdir(ckpt_path: str | None) -> str | None:
 
 
 def register_resolvers() -> None:
-    """Register ``sweep_direction``, ``unique_stamp``, ``resume_dir`` and ``resume_output_subdir``
-    (idempotent)."""
+    """Register ``sweep_direction``, ``unique_stamp``, ``resume_dir``, ``resume_output_subdir`` and
+    ``lowrank_source`` (:func:`src.compression.sweep_source.full_rank_scratch_checkpoint`; idempotent)."""
     OmegaConf.register_new_resolver("sweep_direction", sweep_direction, replace=True)
     OmegaConf.register_new_resolver("unique_stamp", unique_stamp, use_cache=True, replace=True)
     OmegaConf.register_new_resolver("resume_dir", resume_dir, replace=True)
     OmegaConf.register_new_resolver("resume_output_subdir", resume_output_subdir, replace=True)
+    OmegaConf.register_new_resolver("lowrank_source", full_rank_scratch_checkpoint, replace=True)

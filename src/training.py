@@ -18,6 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.loggers import Logger
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from src.callbacks import EpochTrainingTimer, RunConfigInCheckpoint
 from src.dashboard import log_complexity, log_hyperparameters
@@ -39,11 +40,18 @@ from src.run_record import (
     run_caveats,
 )
 from src.tasks.base import FrontendEncoderTask
+from src.utils.complexity import serialized_bytes
+from src.utils.latency import median_latency
 from src.utils.run_files import write_json_atomic
 
 log = logging.getLogger(__name__)
 
 GENERATED_CORPUS_NOTE = "generated corpus: synthetic espeak-ng speech, not real recordings"
+LATENCY_NOTE = (
+    "median wall time of one forward pass (frontend + backbone) of one example at batch 1 on the CPU, "
+    "after warm-up, measured at the end of the run: other processes on the machine (such as other jobs) "
+    "slow it down"
+)
 
 
 def corpus_note(corpus: str | None) -> str:
@@ -103,6 +111,32 @@ def build_task(run_config: Mapping[str, Any], datamodule: TaskDataModule) -> Fro
         label_names=datamodule.label_names,
         example_samples=datamodule.example_samples,
     )
+
+
+def cpu_footprint(model: FrontendEncoderTask, num_samples: int) -> dict[str, Any]:
+    """What the trained model costs to ship: ``size_on_disk`` (``backbone_bytes``: the encoder's and heads'
+    ``state_dict`` saved by ``torch.save``) and ``latency`` (:func:`src.utils.latency.median_latency` of
+    ``model(waveform, lengths)`` for one example of ``num_samples`` samples, batch 1, in eval mode on the
+    CPU; the model is moved there). A compiled encoder (``task.compile``) is not timed: it would compile
+    again for the CPU."""
+    backbone = nn.ModuleDict({"encoder": model.encoder, **model.heads()})
+    footprint: dict[str, Any] = {"size_on_disk": {"backbone_bytes": serialized_bytes(backbone)}}
+    if model.compiles_encoder:
+        footprint["latency"] = {"skipped": "task.compile=true: the compiled encoder is not timed on the CPU"}
+        return footprint
+    model.cpu().eval()
+    waveform = 0.1 * torch.randn(1, num_samples, generator=torch.Generator().manual_seed(0))
+    lengths = torch.tensor([num_samples])
+    with torch.inference_mode():
+        latency = median_latency(lambda: model(waveform, lengths)).as_dict()
+    footprint["latency"] = {
+        **latency,
+        "example_samples": num_samples,
+        "batch_size": 1,
+        "device": "cpu",
+        "note": LATENCY_NOTE,
+    }
+    return footprint
 
 
 def train(cfg: DictConfig) -> dict[str, Any] | None:
@@ -208,6 +242,7 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any] | None:
         log.warning("No checkpoint was saved (fast_dev_run?): testing the final weights")
     test_metrics = trainer.test(model, datamodule=datamodule, ckpt_path=best_path or None)[0]
     test_analysis = model.write_test_outputs(datamodule, Path(cfg.paths.output_dir), loggers)
+    footprint = cpu_footprint(model, datamodule.example_samples)
 
     metrics = {**fit_metrics, **{name: float(value) for name, value in test_metrics.items()}}
     best_name = f"{model.monitor}_best"
@@ -229,6 +264,8 @@ def _fit_and_test(cfg: DictConfig) -> dict[str, Any] | None:
         "best_metric": best_name,
         "frontend_setting": model.frontend.setting_name(),
         "complexity": complexity,
+        **footprint,
+        "compression": model.compression_summary(),
         "epoch_times_s": timers[0].epoch_times if timers else [],
         "epochs_completed": epochs_completed,
         "world_size": world_size,

@@ -6,6 +6,9 @@
 - Settings, when jobs named their frontend setting: each setting against the first one (``A`` in the study).
 - Scaling, for each numeric swept key: how parameters, MACs and epoch time change from its smallest to
   its largest value, and where epoch time stops falling although MACs still do.
+- Trade-off, for each ``sweep_plots`` entry with a ``within`` (e.g. accuracy against parameters, within one
+  point): along each of its lines, the smallest configuration whose test metric is within ``within`` of
+  the line's largest one, and what the next smaller one loses.
 
 ``conclusions.md`` in a sweep's results folder holds the sweep's question and these sentences.
 """
@@ -19,7 +22,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from src.reporting.sweep_table import SETTING_COLUMN, Metric, SweepTable, sort_key
+from src.reporting.sweep_table import (
+    SETTING_COLUMN,
+    ColumnPlot,
+    Metric,
+    SweepTable,
+    column_value,
+    sort_key,
+)
 from src.utils.run_files import atomic_write
 
 # A step of the swept key "reduces MACs" when they fall by more than this fraction.
@@ -208,12 +218,65 @@ def settings_conclusions(table: SweepTable) -> list[str]:
     return sentences
 
 
+def tradeoff_conclusions(table: SweepTable, plot: ColumnPlot) -> list[str]:
+    """For a ``sweep_plots`` entry with ``within``: per line of its plot (a value of the swept keys other
+    than ``along``), the row with the largest ``x`` (ties: the last ``along`` value) is the reference; the
+    sentence names the smallest-``x`` row whose mean test metric is no more than ``within`` worse, the
+    next smaller row's loss, and the seed-to-seed std, so the reader can tell a drop from noise."""
+    if plot.within is None:
+        return []
+    test = table.test_metric
+    mean, std = f"{test.stem}_mean", f"{test.stem}_std"
+    others = [key for key in table.swept if key != plot.along]
+    lines: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in table.ok_rows:
+        if not math.isnan(column_value(row, plot.x)) and not math.isnan(row[mean]):
+            lines.setdefault(tuple(row[key] for key in others), []).append(row)
+
+    def loss(row: dict[str, Any], reference: dict[str, Any]) -> float:
+        """How much worse ``row`` is than ``reference`` (negative: better)."""
+        return (reference[mean] - row[mean]) if test.mode == "max" else (row[mean] - reference[mean])
+
+    def stated(row: dict[str, Any]) -> str:
+        spread = "" if math.isnan(row[std]) else f" ± {row[std]:.4f}"
+        along = f"`{plot.along}={row[plot.along]}`, " if plot.along in row else ""
+        return f"{along}{column_value(row, plot.x):,.0f} {plot.x}, {row[mean]:.4f}{spread}"
+
+    sentences = []
+    for key in sorted(lines, key=lambda values: [sort_key(v) for v in values]):
+        rows = sorted(
+            lines[key], key=lambda row: (column_value(row, plot.x), sort_key(str(row.get(plot.along, ""))))
+        )
+        reference = rows[-1]
+        smallest = next(row for row in rows if loss(row, reference) <= plot.within)
+        smaller = [row for row in rows if column_value(row, plot.x) < column_value(smallest, plot.x)]
+        scope = describe(dict(zip(others, key, strict=True)), others) if others else "All runs"
+        if column_value(smallest, plot.x) < column_value(reference, plot.x):
+            sentence = (
+                f"{scope}: the smallest configuration whose {test.title} is within {plot.within} of the "
+                f"largest ({stated(reference)}) is {stated(smallest)}, "
+                f"{ratio(column_value(reference, plot.x), column_value(smallest, plot.x))} fewer {plot.x}"
+            )
+        else:
+            sentence = (
+                f"{scope}: no configuration with fewer {plot.x} than the largest ({stated(reference)}) has a "
+                f"{test.title} within {plot.within} of it"
+            )
+        if smaller:
+            below = smaller[-1]
+            sentence += f"; the next smaller ({stated(below)}) is {loss(below, reference):.4f} worse"
+        sentences.append(sentence + ".")
+    return sentences
+
+
 def sweep_conclusions(table: SweepTable) -> list[str]:
-    """Every conclusion of the sweep, in report order: ranking, settings, scaling along each swept key."""
+    """Every conclusion of the sweep, in report order: ranking, settings, scaling along each swept key,
+    trade-offs of the ``sweep_plots`` entries."""
     return [
         *ranking_conclusions(table),
         *settings_conclusions(table),
         *(sentence for key in table.swept for sentence in scaling_conclusions(table, key)),
+        *(sentence for plot in table.column_plots for sentence in tradeoff_conclusions(table, plot)),
     ]
 
 

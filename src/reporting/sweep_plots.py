@@ -4,7 +4,10 @@ For every numeric swept key (e.g. ``frontend.n_mels``): the test metric (titled 
 accuracy or test phone error rate), epoch training time, parameter count, MACs and the extra metrics against
 it (mean ± std over seeds as error bars; one line per value of the other swept keys, the keys a frontend
 setting stands for shown as that setting). For the whole sweep: the training loss per epoch, mean over
-seeds with a band from the lowest to the highest seed.
+seeds with a band from the lowest to the highest seed. And, for every entry of the jobs' ``sweep_plots``
+config key (an experiment file sets it), the test metric against a column of the table on a log axis
+(:func:`plot_metric_against_column`, :attr:`SweepTable.column_plots`), e.g. accuracy against parameters
+for a compression sweep.
 """
 
 from __future__ import annotations
@@ -24,12 +27,69 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.reporting.sweep_table import SETTING_COLUMN, TRAIN_LOSS, JobRun, SweepTable, sort_key
+from src.reporting.sweep_table import (
+    SETTING_COLUMN,
+    TRAIN_LOSS,
+    ColumnPlot,
+    JobRun,
+    SweepTable,
+    column_value,
+    sort_key,
+)
 from src.utils.run_files import atomic_write
 
 # The loss plot shades each configuration's range across seeds only up to this many configurations.
 MAX_BANDS = 8
 SEED_SPREAD = "error bars: ±1 std over seeds"
+
+
+def column_label(table: SweepTable, column: str) -> str:
+    """The axis label of a :data:`src.reporting.sweep_table.COLUMN_AXES` column."""
+    return {
+        "params": "parameters (frontend + backbone)",
+        "macs": f"MACs per {table.macs_per} (frontend + backbone)",
+        "backbone_bytes": "size on disk of the backbone (bytes)",
+        "latency_ms": f"latency per {table.macs_per} (ms, CPU, batch 1)",
+    }[column]
+
+
+def plot_metric_against_column(table: SweepTable, plot: ColumnPlot) -> Figure:
+    """The test metric (mean ± std over seeds) against the column ``plot.x`` on a log axis, one line per
+    value of the other swept keys (each point labelled with its ``plot.along`` value)."""
+    test = table.test_metric
+    others = [key for key in table.swept if key != plot.along]
+    series: dict[str, list[dict[str, Any]]] = {}
+    for row in table.ok_rows:
+        if not math.isnan(column_value(row, plot.x)):
+            series.setdefault(series_label(table, row, others), []).append(row)
+
+    figure, axes = plt.subplots(figsize=(8.5, 4.5))
+    for label, rows in sorted(series.items()):
+        rows = sorted(rows, key=lambda row: (column_value(row, plot.x), sort_key(row.get(plot.along, ""))))
+        x = [column_value(row, plot.x) for row in rows]
+        means = [row[f"{test.stem}_mean"] for row in rows]
+        stds = [0 if math.isnan(row[f"{test.stem}_std"]) else row[f"{test.stem}_std"] for row in rows]
+        axes.errorbar(x, means, yerr=stds, marker="o", capsize=3, label=label)
+        if plot.along in table.swept:
+            for position, mean, row in zip(x, means, rows, strict=True):
+                axes.annotate(
+                    str(row[plot.along]),
+                    (position, mean),
+                    fontsize=6,
+                    xytext=(3, 3),
+                    textcoords="offset points",
+                )
+    axes.set_xscale("log")
+    label = column_label(table, plot.x)
+    axes.set_xlabel(label)
+    axes.set_ylabel(test.title)
+    axes.grid(alpha=0.3, which="both")
+    if len(series) > 1:
+        axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    along = f"; points labelled with {plot.along}" if plot.along in table.swept else ""
+    axes.set_title(f"{test.title} vs {label}")
+    annotate(figure, table, f"{SEED_SPREAD}{along}")
+    return figure
 
 
 class AxisPlot(NamedTuple):
@@ -202,7 +262,8 @@ def plot_train_loss(table: SweepTable) -> Figure:
 
 def write_plots(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None) -> list[Path]:
     """Every plot of the sweep as PNG in ``output_dir`` (and as vector pages of ``pdf`` when given), in
-    report order: the test metric against each numeric swept key, the loss curves, then the other
+    report order: the test metric against each numeric swept key and against each column of
+    ``sweep_plots`` (:attr:`SweepTable.column_plots`), the loss curves, then the other
     :func:`axis_plots` entries against each numeric key (those with a value in some row). None when no job
     succeeded."""
     if not table.ok_rows:
@@ -225,6 +286,10 @@ def write_plots(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None
 
     test_plot = table.test_metric.stem
     paths = against_axes(test_plot)
+    paths += [
+        save(plot_metric_against_column(table, plot), output_dir / f"{test_plot}_vs_{plot.x}.png", pdf)
+        for plot in table.column_plots
+    ]
     paths.append(save(plot_train_loss(table), output_dir / "train_loss.png", pdf))
     for name in plots:
         if name != test_plot:

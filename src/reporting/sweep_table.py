@@ -45,9 +45,72 @@ NOT_EXTRA = ("test/loss",)
 # and the best monitored value.
 LOSS_AND_TIME_COLUMNS = ("train_loss_final", "epoch_time_s")
 COMPLEXITY_COLUMNS = ("frontend_params", "backbone_params", "frontend_macs", "backbone_macs")
+# What shipping the model costs, from metrics.json's size_on_disk and latency (runs since these were
+# measured): columns only when some job has them.
+FOOTPRINT_COLUMNS = ("backbone_bytes", "latency_ms_mean", "latency_ms_std")
+# How many of the candidate layers a compression replaced (metrics.json's compression), e.g. "5/6":
+# a column only when some job was compressed.
+COMPRESSION_COLUMN = "replaced_layers"
+LATENCY_CAPTION = (
+    "Latency: median wall time of one forward pass (frontend + backbone) of one {per} at batch 1 on the "
+    "CPU after warm-up, measured at the end of each run while other jobs may run on the machine; mean ± "
+    "std over seeds. Size on disk: the encoder's and head's weights saved by torch.save."
+)
 SETTING_COLUMN = "frontend_setting"
 # The config group a frontend setting describes: only its keys can be what the setting stands for.
 FRONTEND_GROUP = "frontend"
+
+
+COLUMN_AXES = ("params", "macs", "backbone_bytes", "latency_ms")
+"""Table columns a ``sweep_plots`` entry may plot the test metric against (``params`` and ``macs``: frontend
++ backbone; ``latency_ms``: the mean over seeds)."""
+
+
+def column_value(row: dict[str, Any], column: str) -> float:
+    """The value of a :data:`COLUMN_AXES` column in a table row (nan when the row has none)."""
+    if column in ("params", "macs"):
+        return float(row.get(f"frontend_{column}", math.nan) + row.get(f"backbone_{column}", math.nan))
+    return float(row.get("latency_ms_mean" if column == "latency_ms" else column, math.nan))
+
+
+@dataclass(frozen=True)
+class ColumnPlot:
+    """An entry of the jobs' ``sweep_plots`` config key: the test metric against the column ``x`` (one of
+    :data:`COLUMN_AXES`), one line per value of the swept keys other than ``along``, whose values each line
+    joins in order of ``x``; with ``within`` (e.g. 0.01, one point of accuracy), the conclusions name the
+    smallest ``x`` of each line whose test metric is within it of the line's largest ``x``."""
+
+    x: str
+    along: str | None = None
+    within: float | None = None
+
+
+def column_plots(config: DictConfig | None) -> list[ColumnPlot]:
+    """The ``sweep_plots`` entries of a job ``config`` (``[{x: params, along: compression.rank, within:
+    0.01}]``); empty when it has none.
+
+    Raises:
+        ValueError: for an entry without a known ``x``, with other keys or a ``within`` that is not a
+            number >= 0, naming ``sweep_plots`` and what works.
+    """
+    entries = OmegaConf.select(config, "sweep_plots", default=None) if config is not None else None
+    plots = []
+    for index, entry in enumerate(entries or []):
+        settings = OmegaConf.to_container(entry) if OmegaConf.is_config(entry) else entry
+        within = settings.get("within") if isinstance(settings, dict) else None
+        if (
+            not isinstance(settings, dict)
+            or settings.get("x") not in COLUMN_AXES
+            or set(settings) - {"x", "along", "within"}
+            or not (within is None or (isinstance(within, int | float) and within >= 0))
+        ):
+            raise ValueError(
+                f"sweep_plots[{index}] must be {{x: <one of {', '.join(COLUMN_AXES)}>, along: <a swept key "
+                f"or null>, within: <a number >= 0 or null>}}, got {settings!r}: e.g. "
+                "sweep_plots=[{x: params, along: compression.rank, within: 0.01}]"
+            )
+        plots.append(ColumnPlot(settings["x"], settings.get("along"), within))
+    return plots
 
 
 class MetricTitle(NamedTuple):
@@ -188,6 +251,32 @@ class JobRun:
         value = (self.summary or {}).get("metrics", {}).get(name)
         return math.nan if value is None else float(value)
 
+    @property
+    def backbone_bytes(self) -> float:
+        """``metrics.json``'s ``size_on_disk.backbone_bytes`` (nan if absent)."""
+        value = (self.summary or {}).get("size_on_disk", {}).get("backbone_bytes")
+        return math.nan if value is None else float(value)
+
+    @property
+    def latency_ms(self) -> float:
+        """``metrics.json``'s ``latency.median_ms``, per example on the CPU (nan if absent or skipped)."""
+        value = (self.summary or {}).get("latency", {}).get("median_ms")
+        return math.nan if value is None else float(value)
+
+    @property
+    def compression(self) -> dict[str, Any]:
+        """``metrics.json``'s ``compression`` (empty if absent)."""
+        return dict((self.summary or {}).get("compression") or {})
+
+    @property
+    def replaced_layers(self) -> str:
+        """``"<replaced>/<candidates>"`` of a compressed run (``"5/6"``); empty without compression."""
+        compression = self.compression
+        if compression.get("method", "none") == "none":
+            return ""
+        replaced = len(compression.get("replaced", []))
+        return f"{replaced}/{replaced + len(compression.get('left_alone', []))}"
+
     def complexity(self, column: str) -> float:
         """A ``COMPLEXITY_COLUMNS`` count from ``metrics.json``'s ``complexity`` (nan if absent)."""
         value = (self.summary or {}).get("complexity", {}).get(f"complexity/{column}")
@@ -220,9 +309,26 @@ class SweepTable:
         return any(run.frontend_setting for run in self.runs)
 
     @property
+    def column_plots(self) -> list[ColumnPlot]:
+        """The ``sweep_plots`` entries of the first job's config (:func:`column_plots`)."""
+        return column_plots(self.runs[0].config if self.runs else None)
+
+    @property
+    def has_footprint(self) -> bool:
+        """Whether some job measured its size on disk (then the table has :data:`FOOTPRINT_COLUMNS`)."""
+        return any(not math.isnan(run.backbone_bytes) for run in self.runs)
+
+    @property
+    def has_compression(self) -> bool:
+        """Whether some job was compressed (then the table has a :data:`COMPRESSION_COLUMN`)."""
+        return any(run.replaced_layers for run in self.runs)
+
+    @property
     def columns(self) -> list[str]:
         stats = [f"{stem}_{kind}" for stem in self.mean_std_stems for kind in ("mean", "std")]
         setting = [SETTING_COLUMN] if self.has_settings else []
+        footprint = list(FOOTPRINT_COLUMNS) if self.has_footprint else []
+        compression = [COMPRESSION_COLUMN] if self.has_compression else []
         return [
             *self.swept,
             *setting,
@@ -231,6 +337,8 @@ class SweepTable:
             "epochs",
             *stats,
             *COMPLEXITY_COLUMNS,
+            *footprint,
+            *compression,
             "status",
             "error",
         ]
@@ -409,6 +517,9 @@ def aggregate_runs(name: str, sweep_dirs: Sequence[Path], runs: Sequence[JobRun]
             times = [t for run in ok for t in run.epoch_times()]
             row["epoch_time_s_mean"], row["epoch_time_s_std"] = mean_std(times)
             row.update({column: ok[0].complexity(column) for column in COMPLEXITY_COLUMNS})
+            row["backbone_bytes"] = ok[0].backbone_bytes
+            row["latency_ms_mean"], row["latency_ms_std"] = mean_std([run.latency_ms for run in ok])
+            row[COMPRESSION_COLUMN] = ok[0].replaced_layers
             row.update(status="ok", error="")
             rows.append(row)
         for run in config_runs:
@@ -466,9 +577,15 @@ def count(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"{int(value):,}"
 
 
+def kilobytes(value: float | None) -> str:
+    """Bytes as ``"33,412.5 kB"`` (1 kB = 1000 bytes); empty for no value."""
+    return "" if value is None or math.isnan(value) else f"{value / 1e3:,.1f} kB"
+
+
 def markdown_columns(table: SweepTable) -> list[tuple[str, Callable[[dict[str, Any]], str]]]:
     """(header, cell of a row) of the fixed columns of ``results.md``: the test metric, the best monitored
-    value, loss, epoch time and the complexity counts."""
+    value, loss, epoch time, the complexity counts, size on disk, latency and the layers a compression
+    replaced (the last three empty for runs that did not measure them)."""
 
     def stat(stem: str, digits: int) -> Callable[[dict[str, Any]], str]:
         return lambda row: plus_minus(row.get(f"{stem}_mean"), row.get(f"{stem}_std"), digits)
@@ -488,6 +605,9 @@ def markdown_columns(table: SweepTable) -> list[tuple[str, Callable[[dict[str, A
         ),
         ("MACs frontend", lambda row: count(row.get("frontend_macs"))),
         ("MACs backbone", lambda row: count(row.get("backbone_macs"))),
+        ("size on disk (backbone)", lambda row: kilobytes(row.get("backbone_bytes"))),
+        (f"latency (ms per {table.macs_per}, CPU, batch 1)", stat("latency_ms", 2)),
+        ("layers compressed", lambda row: str(row.get(COMPRESSION_COLUMN) or "")),
     ]
 
 
@@ -526,6 +646,8 @@ def table_caption(table: SweepTable) -> str:
         "Metrics and loss: mean ± sample std over seeds; epoch time: mean ± std over every epoch of "
         f"every seed (training only, validation excluded); MACs per forward pass of one {table.macs_per}.",
     ]
+    if table.has_footprint:
+        parts.append(LATENCY_CAPTION.format(per=table.macs_per))
     parts += [f"**Measured on the {note}.**" for note in table.corpus_notes]
     parts += [f"**Not a result: {caveat}.**" for caveat in table.caveats]
     return "\n".join(parts) + "\n"

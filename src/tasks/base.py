@@ -7,6 +7,7 @@ config and never ask what type it is.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -18,14 +19,20 @@ from lightning.pytorch.loggers import Logger
 from torch import nn
 from torchmetrics import MeanMetric
 
+from src.compression.base import Compression, CompressionReport
+from src.compression.source import load_source
 from src.frontends.base import Frontend
 from src.frontends.spec_augment import SpecAugment
 from src.frontends.standardization import FeatureStandardizer
 from src.utils.complexity import count_macs, count_parameters
 from src.utils.config_values import flag
 
+log = logging.getLogger(__name__)
+
 MODES = ("max", "min")
 """Directions of a metric: higher is better, or lower is better."""
+COMPRESSION_START_KEY = "compression_start"
+"""Checkpoint entry: the source checkpoint a compressed run started from and what was measured then."""
 
 
 class FrontendEncoderTask(L.LightningModule):
@@ -37,7 +44,12 @@ class FrontendEncoderTask(L.LightningModule):
     ``in_features=frontend.out_features`` (and, for an encoder config with ``num_frames: null``,
     ``num_frames=frontend.num_frames(example_samples)``); subclasses build their heads with
     :meth:`build_head`. Parts are created in that order (frontend, encoder, head), which fixes the seeded
-    initial weights.
+    initial weights. Subclasses then call :meth:`compress_backbone`, which hands the encoder and heads
+    (never the frontend) to the run's compression (``compression=``, e.g. low-rank factors): as it runs in
+    the constructor, a compressed checkpoint rebuilds its compressed layers from its hyperparameters
+    alone. A compression with a source checkpoint (``compression.from_ckpt``) loads its weights, transformed
+    (e.g. by truncated SVD), when fitting starts (:meth:`on_fit_start`), unless the weights came from a
+    checkpoint of this run (resuming): never when a checkpoint is loaded.
 
     Batches are ``(waveforms (batch, time), lengths (batch,), *targets)``: every data module's batches
     start with the zero-padded waveforms and their true lengths.
@@ -69,6 +81,8 @@ class FrontendEncoderTask(L.LightningModule):
             utterance corpus).
         compile: compile the encoder with ``torch.compile`` when fitting or testing starts
             (:meth:`configure_model`); off by default (``docs/training.md``, "Compiled training steps").
+        compression: config (``_target_``) of a :class:`src.compression.base.Compression` applied to the
+            backbone by :meth:`compress_backbone`; ``None``: none.
 
     Raises:
         ValueError: for a ``monitor`` the task does not log or a ``mode`` against its direction, or a
@@ -93,6 +107,7 @@ class FrontendEncoderTask(L.LightningModule):
         spec_augment: Mapping[str, Any] | None,
         example_samples: int,
         compile: bool = False,
+        compression: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.monitor, self.mode = check_monitor(type(self), monitor, mode)
@@ -109,6 +124,10 @@ class FrontendEncoderTask(L.LightningModule):
         self.spec_augment = instantiate(spec_augment) if spec_augment else SpecAugment()
         # Not in checkpoints (torchmetrics states are not persistent).
         self.evaluation_losses = nn.ModuleDict({stage: MeanMetric() for stage in ("val", "test")})
+        self.compression: Compression = instantiate(compression) if compression else Compression()
+        self.compression_report = CompressionReport(self.compression.method)
+        self._weights_restored = False  # by a checkpoint (resuming, load_from_checkpoint, test)
+        self._started_from: str | None = None
 
     @property
     def test_metric(self) -> str:
@@ -125,6 +144,29 @@ class FrontendEncoderTask(L.LightningModule):
         ``out_features`` as ``in_features``, its ``bidirectional`` and ``sizes`` (e.g. ``num_classes``)."""
         build = instantiate(head, _partial_=True)
         return build(in_features=self.encoder.out_features, bidirectional=self.encoder.bidirectional, **sizes)
+
+    def compress_backbone(self) -> None:
+        """Apply the run's compression to the encoder and the heads (:meth:`heads`), in place; subclasses
+        call it once, when their heads are built. Its report is :attr:`compression_report`."""
+        heads = list(self.heads().values())
+        parts = [
+            name
+            for name, child in self.named_children()
+            if child is self.encoder or any(child is head for head in heads)
+        ]
+        self.compression_report = self.compression.compress(self, parts)
+
+    def compression_summary(self) -> dict[str, Any]:
+        """The ``compression`` entry of ``metrics.json``: the method, its settings, the layers replaced
+        and those left alone (with why), the parameters saved, and for a run with ``compression.from_ckpt``
+        ``started_from``: the source checkpoint whose weights started the run (also after resuming it;
+        ``None`` if they never did), with what the compression measured when it loaded them (e.g. each
+        layer's SVD error)."""
+        summary = self.compression_report.as_dict()
+        if self.compression.from_ckpt:
+            summary["started_from"] = self._started_from
+            summary.update(self.compression.initialisation)
+        return summary
 
     def encode(self, waveforms: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(batch, time)`` waveforms and their ``(batch,)`` true lengths -> the encoder's ``(batch,
@@ -172,9 +214,53 @@ class FrontendEncoderTask(L.LightningModule):
             self.encoder.compile()
             self._encoder_compiled = True
 
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Keep where the run's weights started (``compression.from_ckpt``) and what the compression
+        measured then, so a resumed run still reports them."""
+        if self._started_from is not None:
+            checkpoint[COMPRESSION_START_KEY] = {
+                "started_from": self._started_from,
+                "initialisation": self.compression.initialisation,
+            }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Lightning calls this before loading a checkpoint's weights (resuming, testing a checkpoint,
+        ``load_from_checkpoint``): they replace any start from ``compression.from_ckpt``; the start the
+        checkpoint's run made is kept for :meth:`compression_summary`."""
+        self._weights_restored = True
+        start = checkpoint.get(COMPRESSION_START_KEY)
+        if start is not None:
+            self._started_from = start["started_from"]
+            self.compression.initialisation = dict(start["initialisation"])
+
+    def start_from_source(self) -> None:
+        """Load the weights of ``compression.from_ckpt`` as the compression transforms them
+        (:meth:`src.compression.base.Compression.initial_state`).
+
+        Raises:
+            FileNotFoundError, IsADirectoryError, ValueError: naming ``compression.from_ckpt``, for a file
+                that is no checkpoint of this project or one of another task, frontend, model, head or data
+                (:func:`src.compression.source.load_source`), or weights that do not fit.
+        """
+        path = self.compression.from_ckpt
+        source = load_source(self, path)
+        try:
+            state = self.compression.initial_state(self, source)
+            self.load_state_dict(state, strict=True)
+        except (KeyError, AttributeError, ValueError, RuntimeError) as error:
+            raise ValueError(
+                f"compression.from_ckpt={path}: its weights do not fit this run's model ({error}); pass a "
+                "checkpoint of a train.py run with the same frontend, model, task.head and data"
+            ) from error
+        self._started_from = str(path)
+        log.info("Started from compression.from_ckpt=%s (%s)", path, self.compression.method)
+
     def on_fit_start(self) -> None:
-        """Measure the standardisation statistics on the training split (not augmented), unless a
-        checkpoint already brought them."""
+        """Start from ``compression.from_ckpt`` when the run has one and no checkpoint of this run brought
+        the weights (:meth:`start_from_source`); then measure the standardisation statistics on the
+        training split (not augmented), unless a checkpoint already brought them."""
+        if self.compression.from_ckpt and not self._weights_restored:
+            self.start_from_source()
         if self.standardizer is None or self.standardizer.fitted:
             return
         loader = self.trainer.datamodule.train_dataloader()

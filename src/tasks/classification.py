@@ -29,7 +29,7 @@ class ClassificationTask(FrontendEncoderTask):
 
     Args:
         frontend, encoder, optimizer, scheduler, monitor, mode, standardize_features, spec_augment,
-            example_samples, compile: as :class:`~src.tasks.base.FrontendEncoderTask`.
+            example_samples, compile, compression: as :class:`~src.tasks.base.FrontendEncoderTask`.
         head: partial config of the clip head.
         label_names: class labels in index order (the data module's ``label_names``).
 
@@ -57,6 +57,7 @@ class ClassificationTask(FrontendEncoderTask):
         standardize_features: bool = False,
         spec_augment: Mapping[str, Any] | None = None,
         compile: bool = False,
+        compression: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(
             frontend,
@@ -69,6 +70,7 @@ class ClassificationTask(FrontendEncoderTask):
             spec_augment,
             example_samples,
             compile,
+            compression,
         )
         if not label_names:
             raise ValueError("label_names must list the classes (the data module's label_names), got none")
@@ -76,6 +78,7 @@ class ClassificationTask(FrontendEncoderTask):
         self.class_names = list(label_names)
         num_classes = len(self.class_names)
         self.head = self.build_head(head, num_classes=num_classes)
+        self.compress_backbone()
         self.criterion = nn.CrossEntropyLoss()
         # The share of clips classified correctly (torchmetrics' default average is "macro", the mean of
         # the per-class recalls, which is not accuracy on unbalanced splits such as kws12's).

@@ -69,7 +69,7 @@ class PhoneRecognitionTask(FrontendEncoderTask):
 
     Args:
         frontend, encoder, optimizer, scheduler, monitor, mode, standardize_features, spec_augment,
-            example_samples, compile: as :class:`~src.tasks.base.FrontendEncoderTask`.
+            example_samples, compile, compression: as :class:`~src.tasks.base.FrontendEncoderTask`.
         head: partial config of the per-frame head.
         label_names: the training phone set in index order (TIMIT's 61, 48 or 39 phones; the data
             module's ``label_names``).
@@ -101,6 +101,7 @@ class PhoneRecognitionTask(FrontendEncoderTask):
         standardize_features: bool = False,
         spec_augment: Mapping[str, Any] | None = None,
         compile: bool = False,
+        compression: Mapping[str, Any] | None = None,
     ) -> None:
         if not label_names:
             raise ValueError("label_names must list the training phone set (the data module's), got none")
@@ -115,6 +116,7 @@ class PhoneRecognitionTask(FrontendEncoderTask):
             spec_augment,
             example_samples,
             compile,
+            compression,
         )
         if not self.encoder.keeps_time:
             raise ValueError(
@@ -124,6 +126,7 @@ class PhoneRecognitionTask(FrontendEncoderTask):
         self.save_hyperparameters(logger=False)
         self.phones = list(label_names)
         self.head = self.build_head(head, num_outputs=len(self.phones) + 1)
+        self.compress_backbone()
         self.criterion = nn.CTCLoss(blank=BLANK, zero_infinity=True)
         self.val_per = PhoneErrorRate()
         self.test_per = PhoneErrorRate()

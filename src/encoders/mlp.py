@@ -1,0 +1,95 @@
+"""The compression study's baseline as an encoder (``model=mlp``): the whole feature map flattened into one
+vector, then fully connected hidden layers with ReLU and dropout; the task's clip head gives the classes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from src.encoders.base import Encoder
+from src.utils.config_values import positive_int, positive_ints, probability
+from src.utils.lengths import full_lengths
+
+
+class MLP(Encoder):
+    """``(batch, in_features, num_frames) -> (batch, 1, hidden[-1])``: the map flattened to ``in_features *
+    num_frames`` values, then ``Linear -> ReLU -> Dropout`` for each width of ``hidden``.
+
+    With the default widths (five layers of 1024, dropout 0.2) and the task's clip head (``Linear(1024,
+    num_classes)`` after the head's own dropout) it is the "Deep Learning Systems" assignment's baseline
+    that ``compression=lowrank`` factorises. It sees a fixed number of frames, so every example must have
+    exactly ``num_frames`` frames (the task sets it from the frontend's frame count for the data's example
+    length); it collapses time (``keeps_time = False``), so it cannot feed a per-frame (CTC) head.
+    Padding is not masked: every frame of the fixed-length map is read.
+
+    Args:
+        in_features: features per frame delivered by the frontend (set by the task).
+        num_frames: frames per example (set by the task from the frontend and the example length).
+        hidden: width of each hidden layer, input side first.
+        dropout: dropout probability after each hidden layer's ReLU.
+
+    Raises:
+        ValueError: for a missing or non-positive ``num_frames`` (``model.num_frames``), widths that are
+            not integers >= 1 (``model.hidden``) or a ``dropout`` outside ``[0, 1)`` (``model.dropout``).
+    """
+
+    keeps_time = False
+
+    def __init__(
+        self,
+        in_features: int,
+        num_frames: int | None,
+        hidden: Sequence[int] = (1024,) * 5,
+        dropout: float = 0.2,
+    ) -> None:
+        super().__init__()
+        if num_frames is None:
+            raise ValueError(
+                "model.num_frames is not set: the task sets it from the frontend and the clip length, "
+                "or give it explicitly"
+            )
+        positive_int("model.num_frames", num_frames, 101)
+        widths = positive_ints("model.hidden", hidden, [1024] * 5)
+        probability("model.dropout", dropout, 0.2)
+        self.in_features = in_features
+        self.num_frames = num_frames
+        self.out_features = widths[-1]
+        layers: list[nn.Module] = []
+        width_in = in_features * num_frames
+        for width in widths:
+            layers += [nn.Linear(width_in, width), nn.ReLU(), nn.Dropout(dropout)]
+            width_in = width
+        self.layers = nn.Sequential(*layers)
+
+    def check_input_frames(self, num_frames: int) -> None:
+        """Refuse any other frame count than ``num_frames``, the one the first layer's weights were sized
+        for.
+
+        Raises:
+            ValueError: when ``num_frames != self.num_frames``.
+        """
+        if num_frames != self.num_frames:
+            raise ValueError(
+                f"model=mlp reads exactly model.num_frames={self.num_frames} frames per example (its first "
+                f"layer is sized for them), but the examples give {num_frames} frames"
+            )
+
+    def forward(
+        self, features: torch.Tensor, lengths: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(batch, in_features, num_frames) -> (batch, 1, hidden[-1])`` and ones (``lengths`` is not
+        used: the fixed-length map is read whole).
+
+        Raises:
+            ValueError: for features of another shape, naming the expected one.
+        """
+        expected = (self.in_features, self.num_frames)
+        if features.dim() != 3 or tuple(features.shape[1:]) != expected:
+            raise ValueError(
+                f"model=mlp expects features of shape (batch, {expected[0]}, {expected[1]}) "
+                f"(in_features={expected[0]}, model.num_frames={expected[1]}), got {tuple(features.shape)}"
+            )
+        hidden = self.layers(features.flatten(1))
+        return hidden.unsqueeze(1), full_lengths(features.shape[0], 1, features.device)
