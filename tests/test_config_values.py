@@ -261,6 +261,19 @@ ENCODER_CASES = [
         {"num_frames": 101},
     ),
     (
+        "mlp",
+        {"num_frames": 101, "hidden": [1024, 0]},
+        "model.hidden must all be >= 1, got [1024, 0]: e.g. model.hidden=[1024, 1024, 1024, 1024, 1024]",
+        {"hidden": [16]},
+    ),
+    ("mlp", {"num_frames": 101, "dropout": 1.0}, "model.dropout must be in [0, 1)", {"dropout": 0.2}),
+    (
+        "cnn2d",
+        {"num_frames": 101, "kernel_size": 4},
+        "model.kernel_size must be odd so padding keeps the size, got 4: e.g. model.kernel_size=5",
+        {"kernel_size": 3},
+    ),
+    (
         "bcresnet_bilstm",
         {"encoders": {"bilstm": {"hidden_size": 0}}},
         "model.encoders.bilstm.hidden_size must be >= 1, got 0: e.g. model.encoders.bilstm.hidden_size=64",

@@ -12,9 +12,11 @@ import torch
 
 from src.encoders.base import Encoder
 from src.encoders.bcresnet import BCResNet
+from src.encoders.cnn2d import CNN2d
 from src.encoders.conv1d import Conv1dCNN
 from src.encoders.crnn import CRNN
 from src.encoders.linear import FlattenFrames
+from src.encoders.mlp import MLP
 from src.encoders.recurrent import RecurrentEncoder
 from src.encoders.stack import EncoderStack
 
@@ -47,6 +49,14 @@ ENCODERS: dict[str, tuple[Callable[[int], Encoder], int, bool, bool, bool]] = {
         True,
     ),
     "linear": (lambda frames: FlattenFrames(IN_FEATURES, num_frames=frames), None, False, False, False),
+    "mlp": (lambda frames: MLP(IN_FEATURES, frames, hidden=[8, 6], dropout=0.0), 6, False, False, False),
+    "cnn2d": (
+        lambda frames: CNN2d(IN_FEATURES, frames, channels=[3, 4], hidden=[6], dropout=0.0),
+        6,
+        False,
+        False,
+        False,
+    ),
     "bcresnet_bilstm": (
         lambda _: EncoderStack(
             IN_FEATURES,
@@ -64,10 +74,11 @@ ENCODERS: dict[str, tuple[Callable[[int], Encoder], int, bool, bool, bool]] = {
 
 
 def expected_frames(name: str, frames: int) -> int:
-    """Output frames: Conv1dCNN halves twice (rounding up), FlattenFrames gives one, the others keep all."""
+    """Output frames: Conv1dCNN halves twice (rounding up), FlattenFrames, MLP and CNN2d give one, the others
+    keep all."""
     if name == "conv1d":
         return math.ceil(math.ceil(frames / 2) / 2)
-    return 1 if name == "linear" else frames
+    return 1 if name in ("linear", "mlp", "cnn2d") else frames
 
 
 @pytest.mark.parametrize("frames", [1, 13, 50])
