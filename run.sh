@@ -29,7 +29,9 @@ case $command in
   test)
     "$venv/bin/ruff" check .
     "$venv/bin/ruff" format --check .
-    exec "$venv/bin/python" -m pytest "$@"
+    # Two workers, one test file each at a time (module fixtures run once), one thread each: most tests
+    # wait on Python, subprocesses and disk rather than on arithmetic, so two at once fit two cores.
+    OMP_NUM_THREADS=${OMP_NUM_THREADS:-1} exec "$venv/bin/python" -m pytest -n "${TEST_WORKERS:-2}" --dist loadfile "$@"
     ;;
   *) exec "$venv/bin/$command" "$@" ;;
 esac
