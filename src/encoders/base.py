@@ -9,7 +9,11 @@ heads that pool, classify per frame or embed, and the losses, belong to the task
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from torch import Tensor, nn
+
+from src.utils.config_values import positive_int
 
 
 class Encoder(nn.Module):
@@ -54,4 +58,59 @@ class Encoder(nn.Module):
             raise ValueError(
                 f"examples of {num_frames} frames leave {type(self).__name__} nothing to read: lengthen "
                 "data.clip_seconds"
+            )
+
+
+class FixedFramesEncoder(Encoder):
+    """Base of the encoders that read a whole ``(in_features, num_frames)`` map of one fixed size
+    (``model=linear``, ``mlp``, ``cnn2d``): their weights are sized for ``num_frames`` frames, which the task
+    sets from the frontend's frame count for the data's example length. They collapse time
+    (``keeps_time = False``), so they cannot feed a per-frame (CTC) head, and they do not mask padding.
+
+    Args:
+        in_features: features per frame delivered by the frontend (set by the task).
+        num_frames: frames per example (set by the task).
+
+    Raises:
+        ValueError: when ``num_frames`` is missing or below 1 (``model.num_frames``).
+    """
+
+    MODEL: ClassVar[str]
+    """The ``model=`` choice, for messages."""
+    keeps_time = False
+
+    def __init__(self, in_features: int, num_frames: int | None) -> None:
+        super().__init__()
+        if num_frames is None:
+            raise ValueError(
+                "model.num_frames is not set: the task sets it from the frontend and the clip length, "
+                "or give it explicitly"
+            )
+        positive_int("model.num_frames", num_frames, 101)
+        self.in_features = in_features
+        self.num_frames = num_frames
+
+    def check_input_frames(self, num_frames: int) -> None:
+        """Refuse any other frame count than ``num_frames``, the one the weights were sized for.
+
+        Raises:
+            ValueError: when ``num_frames != self.num_frames``.
+        """
+        if num_frames != self.num_frames:
+            raise ValueError(
+                f"model={self.MODEL} reads exactly model.num_frames={self.num_frames} frames per example "
+                f"(its weights are sized for them), but the examples give {num_frames} frames"
+            )
+
+    def check_features(self, features: Tensor) -> None:
+        """Refuse features of another shape than ``(batch, in_features, num_frames)``.
+
+        Raises:
+            ValueError: naming the expected shape.
+        """
+        expected = (self.in_features, self.num_frames)
+        if features.dim() != 3 or tuple(features.shape[1:]) != expected:
+            raise ValueError(
+                f"model={self.MODEL} expects features of shape (batch, {expected[0]}, {expected[1]}) "
+                f"(in_features={expected[0]}, model.num_frames={expected[1]}), got {tuple(features.shape)}"
             )

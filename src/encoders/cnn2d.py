@@ -10,12 +10,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from src.encoders.base import Encoder
+from src.encoders.base import FixedFramesEncoder
 from src.utils.config_values import positive_int, positive_ints, probability
 from src.utils.lengths import full_lengths
 
 
-class CNN2d(Encoder):
+class CNN2d(FixedFramesEncoder):
     """``(batch, in_features, num_frames) -> (batch, 1, hidden[-1])``.
 
     Layout: the features become a ``(batch, 1, in_features, num_frames)`` image (frequency, time); for each
@@ -44,7 +44,7 @@ class CNN2d(Encoder):
             ``model.<key>``.
     """
 
-    keeps_time = False
+    MODEL = "cnn2d"
 
     def __init__(
         self,
@@ -56,13 +56,7 @@ class CNN2d(Encoder):
         hidden: Sequence[int] = (128,),
         dropout: float = 0.2,
     ) -> None:
-        super().__init__()
-        if num_frames is None:
-            raise ValueError(
-                "model.num_frames is not set: the task sets it from the frontend and the clip length, "
-                "or give it explicitly"
-            )
-        positive_int("model.num_frames", num_frames, 101)
+        super().__init__(in_features, num_frames)
         channels = positive_ints("model.channels", channels, [16, 32, 64])
         positive_int("model.kernel_size", kernel_size, 3)
         if kernel_size % 2 == 0:
@@ -73,8 +67,6 @@ class CNN2d(Encoder):
         positive_int("model.pool", pool, 2)
         widths = positive_ints("model.hidden", hidden, [128])
         probability("model.dropout", dropout, 0.2)
-        self.in_features = in_features
-        self.num_frames = num_frames
         self.out_features = widths[-1]
 
         blocks: list[nn.Module] = []
@@ -96,19 +88,6 @@ class CNN2d(Encoder):
             width_in = width
         self.fully_connected = nn.Sequential(*layers)
 
-    def check_input_frames(self, num_frames: int) -> None:
-        """Refuse any other frame count than ``num_frames``, the one the first fully connected layer was
-        sized for.
-
-        Raises:
-            ValueError: when ``num_frames != self.num_frames``.
-        """
-        if num_frames != self.num_frames:
-            raise ValueError(
-                f"model=cnn2d reads exactly model.num_frames={self.num_frames} frames per example (its "
-                f"fully connected layers are sized for them), but the examples give {num_frames} frames"
-            )
-
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,12 +97,7 @@ class CNN2d(Encoder):
         Raises:
             ValueError: for features of another shape, naming the expected one.
         """
-        expected = (self.in_features, self.num_frames)
-        if features.dim() != 3 or tuple(features.shape[1:]) != expected:
-            raise ValueError(
-                f"model=cnn2d expects features of shape (batch, {expected[0]}, {expected[1]}) "
-                f"(in_features={expected[0]}, model.num_frames={expected[1]}), got {tuple(features.shape)}"
-            )
+        self.check_features(features)
         image = self.convolutions(features.unsqueeze(1))
         hidden = self.fully_connected(image.flatten(1))
         return hidden.unsqueeze(1), full_lengths(features.shape[0], 1, features.device)

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import torch
 
-from src.encoders.base import Encoder
-from src.utils.config_values import positive_int
+from src.encoders.base import FixedFramesEncoder
 from src.utils.lengths import full_lengths
 
 
-class FlattenFrames(Encoder):
+class FlattenFrames(FixedFramesEncoder):
     """Flatten ``(in_features, num_frames)`` into one frame: ``(batch, in_features, num_frames) -> (batch, 1,
     in_features * num_frames)``.
 
@@ -27,40 +26,15 @@ class FlattenFrames(Encoder):
         ValueError: when ``num_frames`` is missing or below 1 (``model.num_frames``).
     """
 
-    keeps_time = False
+    MODEL = "linear"
 
     def __init__(self, in_features: int, num_frames: int | None) -> None:
-        super().__init__()
-        if num_frames is None:
-            raise ValueError(
-                "model.num_frames is not set: the task sets it from the frontend and the clip length, "
-                "or give it explicitly"
-            )
-        positive_int("model.num_frames", num_frames, 101)
-        self.in_features = in_features
-        self.num_frames = num_frames
+        super().__init__(in_features, num_frames)
         self.out_features = in_features * num_frames
-
-    def check_input_frames(self, num_frames: int) -> None:
-        """Refuse any other frame count than ``num_frames``, the one the clip head's weights were sized for.
-
-        Raises:
-            ValueError: when ``num_frames != self.num_frames``.
-        """
-        if num_frames != self.num_frames:
-            raise ValueError(
-                f"model=linear reads exactly model.num_frames={self.num_frames} frames per example (its "
-                f"weights are sized for them), but the examples give {num_frames} frames"
-            )
 
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(batch, in_features, num_frames) -> (batch, 1, in_features * num_frames)`` and ones."""
-        expected = (self.in_features, self.num_frames)
-        if features.dim() != 3 or tuple(features.shape[1:]) != expected:
-            raise ValueError(
-                f"model=linear expects features of shape (batch, {expected[0]}, {expected[1]}) "
-                f"(in_features={expected[0]}, model.num_frames={expected[1]}), got {tuple(features.shape)}"
-            )
+        self.check_features(features)
         return features.flatten(1).unsqueeze(1), full_lengths(features.shape[0], 1, features.device)

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from src.encoders.base import Encoder
-from src.utils.config_values import positive_int, positive_ints, probability
+from src.encoders.base import FixedFramesEncoder
+from src.utils.config_values import positive_ints, probability
 from src.utils.lengths import full_lengths
 
 
-class MLP(Encoder):
+class MLP(FixedFramesEncoder):
     """``(batch, in_features, num_frames) -> (batch, 1, hidden[-1])``: the map flattened to ``in_features *
     num_frames`` values, then ``Linear -> ReLU -> Dropout`` for each width of ``hidden``.
 
@@ -35,7 +35,7 @@ class MLP(Encoder):
             not integers >= 1 (``model.hidden``) or a ``dropout`` outside ``[0, 1)`` (``model.dropout``).
     """
 
-    keeps_time = False
+    MODEL = "mlp"
 
     def __init__(
         self,
@@ -44,17 +44,9 @@ class MLP(Encoder):
         hidden: Sequence[int] = (1024,) * 5,
         dropout: float = 0.2,
     ) -> None:
-        super().__init__()
-        if num_frames is None:
-            raise ValueError(
-                "model.num_frames is not set: the task sets it from the frontend and the clip length, "
-                "or give it explicitly"
-            )
-        positive_int("model.num_frames", num_frames, 101)
+        super().__init__(in_features, num_frames)
         widths = positive_ints("model.hidden", hidden, [1024] * 5)
         probability("model.dropout", dropout, 0.2)
-        self.in_features = in_features
-        self.num_frames = num_frames
         self.out_features = widths[-1]
         layers: list[nn.Module] = []
         width_in = in_features * num_frames
@@ -62,19 +54,6 @@ class MLP(Encoder):
             layers += [nn.Linear(width_in, width), nn.ReLU(), nn.Dropout(dropout)]
             width_in = width
         self.layers = nn.Sequential(*layers)
-
-    def check_input_frames(self, num_frames: int) -> None:
-        """Refuse any other frame count than ``num_frames``, the one the first layer's weights were sized
-        for.
-
-        Raises:
-            ValueError: when ``num_frames != self.num_frames``.
-        """
-        if num_frames != self.num_frames:
-            raise ValueError(
-                f"model=mlp reads exactly model.num_frames={self.num_frames} frames per example (its first "
-                f"layer is sized for them), but the examples give {num_frames} frames"
-            )
 
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor | None = None
@@ -85,11 +64,6 @@ class MLP(Encoder):
         Raises:
             ValueError: for features of another shape, naming the expected one.
         """
-        expected = (self.in_features, self.num_frames)
-        if features.dim() != 3 or tuple(features.shape[1:]) != expected:
-            raise ValueError(
-                f"model=mlp expects features of shape (batch, {expected[0]}, {expected[1]}) "
-                f"(in_features={expected[0]}, model.num_frames={expected[1]}), got {tuple(features.shape)}"
-            )
+        self.check_features(features)
         hidden = self.layers(features.flatten(1))
         return hidden.unsqueeze(1), full_lengths(features.shape[0], 1, features.device)
