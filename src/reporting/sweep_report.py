@@ -61,6 +61,7 @@ DEFAULT_SWEEPS = (
     "timit_trainable_settings",
     "frontend_lr_timit",
     "frontend_lr_kws12",
+    "lowrank_sweep",
 )
 COMPARISON_PNG = "logmel_vs_torchaudio.png"
 

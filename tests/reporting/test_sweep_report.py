@@ -124,13 +124,13 @@ def test_sweeps_without_logs_or_without_a_successful_job_are_left_out(
 
 
 def test_default_sweeps_skip_those_never_run(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    assert DEFAULT_SWEEPS[-2:] == ("frontend_lr_timit", "frontend_lr_kws12")
+    assert DEFAULT_SWEEPS[-3:] == ("frontend_lr_timit", "frontend_lr_kws12", "lowrank_sweep")
     multirun = tmp_path / "nmels_sweep" / "multiruns" / "t"
     write_groups_sweep(multirun, "Q?")
     (multirun / "multirun.yaml").write_text("{}\n")
     with caplog.at_level(logging.WARNING):
         assert default_sweeps(tmp_path) == {"nmels_sweep": [multirun]}
-    assert "No full multirun of frontend_lr_kws12" in caplog.text
+    assert "No full multirun of lowrank_sweep" in caplog.text
 
 
 @pytest.mark.parametrize(
