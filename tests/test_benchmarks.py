@@ -10,6 +10,8 @@ import torch
 
 from benchmarks.frontends import LOG_ATOL, disagreement
 from benchmarks.frontends import main as frontends_benchmark
+from benchmarks.inference import TOLERANCES as INFERENCE_TOLERANCES
+from benchmarks.inference import main as inference_benchmark
 from benchmarks.sweep import measure
 from tests.conftest import compose_config, tiny_data
 
@@ -52,3 +54,49 @@ def test_frontend_benchmark_without_nnaudio_says_how_to_install_it(
     tiny = ["--batch-size", "2", "--seconds", "0.1", "--repeats", "1", "--number", "1", "--warmup", "0"]
     assert frontends_benchmark(tiny) == 2
     assert "pip install -r benchmarks/requirements.txt" in capsys.readouterr().out
+
+
+INFERENCE_TINY = ["--model", "linear", "--rounds", "1", "--number", "1", "--warmup", "0"]
+INFERENCE_CANDIDATES = [
+    "eager f32",
+    "eager int8",
+    "torchscript f32",
+    "torchscript int8",
+    "onnxruntime f32",
+    "onnxruntime int8",
+]
+
+
+def test_inference_benchmark_times_six_candidates_whose_logits_agree(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert inference_benchmark(INFERENCE_TINY) == 0
+    table = capsys.readouterr().out.split("int8 layers")[1].splitlines()[1:]
+    rows = {" ".join(row.split()[:2]): row.split()[2:] for row in table}
+    assert list(rows) == INFERENCE_CANDIDATES
+    assert float(rows["eager f32"][1]) == 1.0  # the reference's ratio to itself
+    for name, (_, ratio, logit_diff, tolerance, *_) in rows.items():
+        assert float(ratio) > 0, name
+        assert float(logit_diff) <= float(tolerance), name
+
+
+def test_inference_benchmark_exits_1_when_logits_disagree(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setitem(INFERENCE_TOLERANCES, "int8", 0.0)  # any quantisation error is now too much
+    assert inference_benchmark(INFERENCE_TINY) == 1
+    failures = capsys.readouterr().err
+    assert "eager int8: logits differ" in failures and "onnxruntime int8: logits differ" in failures
+    assert "f32: logits differ" not in failures
+
+
+def test_inference_benchmark_names_the_option_of_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        inference_benchmark(["--ckpt-path", str(tmp_path / "missing.ckpt")])
+    assert exit_info.value.code == 2
+    assert "--ckpt-path" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        inference_benchmark(["--rounds", "0"])
+    assert "--rounds" in capsys.readouterr().err

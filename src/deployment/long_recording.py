@@ -224,19 +224,27 @@ def truth_path(recording: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """Build a long recording and its truth CSV from the command line; prints what it wrote."""
     parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[1], formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m src.deployment.long_recording",
+        description="A long recording with known keyword positions from the clips of a corpus split, and "
+        "its truth CSV (<out stem>_truth.csv: label, start_s, end_s, source) for predict.py mode=detect "
+        "detect.truth=...",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument(
         "corpus_dir", type=Path, help="a Speech Commands-layout corpus folder (with testing_list.txt)"
     )
     parser.add_argument("--out", type=Path, required=True, help="the WAV to write (refused if it exists)")
-    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--split", default="test", choices=SPLITS, help="the split whose clips are used")
     parser.add_argument("--words", default=None, help="comma-separated words to use (default: every word)")
-    parser.add_argument("--minutes", type=float, default=5.0)
-    parser.add_argument("--gap", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"))
-    parser.add_argument("--sample-rate", type=int, default=16000)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--minutes", type=float, default=5.0, help="length to reach (or the split runs out)")
+    parser.add_argument(
+        "--gap", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"), help="silence, seconds"
+    )
+    parser.add_argument("--sample-rate", type=int, default=16000, help="Hz of the recording")
+    parser.add_argument("--seed", type=int, default=0, help="shuffles the clips and draws the gaps")
     args = parser.parse_args(argv)
+    if args.sample_rate < 1000:
+        parser.error(f"--sample-rate must be at least 1000 Hz, got {args.sample_rate}: e.g. 16000")
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     truth_file = truth_path(args.out)
     for path in (args.out, truth_file):
@@ -252,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     write_truth_csv(truth_file, truth)
     seconds = len(wave) / args.sample_rate
     print(f"{args.out}: {seconds:.1f} s, {len(truth)} clips of the {args.split} split; truth: {truth_file}")
+    if seconds < 60 * args.minutes:
+        print(f"the {args.split} split ran out before --minutes={args.minutes}: every clip is used once")
     return 0
 
 

@@ -281,11 +281,12 @@ def write_predictions_csv(
 
 
 def write_detections_csv(path: Path, results: Sequence[FileDetections]) -> None:
-    """Write one row per detection (and one per failed file, with its ``error``) to ``path``, atomically,
-    with :data:`DETECTION_COLUMNS`; seconds with 3 decimals, scores with 4."""
+    """Write one row per detection, one per failed file (with its ``error``) and one per file read without
+    a detection (an empty ``label``) to ``path``, atomically, with :data:`DETECTION_COLUMNS`; seconds with 3
+    decimals, scores with 4."""
     rows: list[dict[str, object]] = []
     for result in results:
-        if result.error:
+        if result.error or not result.detections:
             rows.append({"file": result.file, "error": result.error})
         rows += [
             {

@@ -98,6 +98,8 @@ def test_a_long_recording_holds_its_clips_where_its_truth_says(
         previous_end = clip.end_s
     with pytest.raises(SystemExit):  # the recording exists: never overwritten
         main(args)
+    with pytest.raises(SystemExit):
+        main([str(corpus), "--out", str(tmp_path / "other.wav"), "--sample-rate", "0"])
 
 
 def test_predict_detect_writes_detections_and_scores_them(

@@ -13,9 +13,10 @@ import torchaudio.functional as AF
 
 from src.data.common.audio import fit_length, read_clip
 from src.deployment.classifier import WaveformClassifier, load_classifier
-from src.deployment.prediction import prediction_columns, run_predictions, true_label
+from src.deployment.prediction import predict_files, prediction_columns, run_predictions, true_label
 from src.deployment.quantization import quantize_backbone
 from tests.conftest import compose_config
+from tests.deployment.untrained import untrained_classifier
 
 RATE = 16000
 
@@ -206,3 +207,18 @@ def test_a_hop_longer_than_the_models_clip_is_refused_before_any_input_is_read(
     ):
         predict(tmp_path, yesno_checkpoint, clip, "hop_seconds=1.5")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_short_clip_is_classified_with_its_true_length(tmp_path: Path) -> None:
+    """A GRU masks the padding after a short clip, as in training and test.py: predict_files passes the
+    clip's true length, and the probabilities differ from reading the padding as audio."""
+    model = untrained_classifier("model=gru", logit_scale=1.0)
+    path = write_wav(tmp_path / "short.wav", 0.6, seed=1)
+    (prediction,) = predict_files(model, [path], hop_samples=1600, batch_size=4)
+    wave = read_clip(path, RATE)
+    padded = fit_length(wave, RATE).unsqueeze(0)
+    with torch.no_grad():
+        with_length = torch.softmax(model(padded, torch.tensor([len(wave)])), dim=-1)[0]
+        as_audio = torch.softmax(model(padded), dim=-1)[0]
+    np.testing.assert_allclose(prediction.probabilities, with_length.numpy(), atol=1e-6)
+    assert not np.allclose(prediction.probabilities, as_audio.numpy(), atol=1e-4)
