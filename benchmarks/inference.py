@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import sys
 import tempfile
 from collections.abc import Callable
@@ -64,7 +63,7 @@ from src.deployment.export import (
     write_onnx,
 )
 from src.deployment.quantization import quantizable_layers, quantize_backbone
-from src.training import build_task
+from src.training import build_task, hardware_description
 
 REFERENCE = "eager f32"
 TOLERANCES = {"f32": FLOAT32_TOLERANCE, "int8": INT8_ONNX_TOLERANCE}
@@ -235,15 +234,9 @@ def parity_failures(
 
 
 def cpu_name() -> str:
-    """The CPU's model name (``/proc/cpuinfo``, else :func:`platform.processor`) and its logical cores."""
-    name = platform.processor() or platform.machine()
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.is_file():
-        models = [
-            line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines() if "model name" in line
-        ]
-        name = models[0] if models else name
-    return f"{name}, {os.cpu_count()} logical cores"
+    """The CPU's model name and its logical cores (:func:`src.training.hardware_description`)."""
+    hardware = hardware_description()
+    return f"{hardware['cpu']}, {hardware['cpu_cores']} logical cores"
 
 
 def main(argv: list[str] | None = None) -> int:
