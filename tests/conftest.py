@@ -27,6 +27,13 @@ REAL_SAMPLE = REPO_ROOT.parent / "shared" / "data" / "speech_commands_v0.01_samp
 TINY_CORPUS_SPEAKERS = 24
 # 16 training, 8 development and 8 core test utterances.
 TINY_TIMIT_SPEAKERS = {"num_train_speakers": 2, "num_dev_speakers": 1, "num_core_speakers": 1}
+# The shortest real fit: one batch of each stage, so checkpoints are written (fast_dev_run writes none).
+ONE_BATCH_FIT = [
+    "trainer.max_epochs=1",
+    "+trainer.limit_train_batches=1",
+    "+trainer.limit_val_batches=1",
+    "+trainer.limit_test_batches=1",
+]
 
 
 # Skips a test unless the real Speech Commands sample sits in ../shared/data beside the repository.

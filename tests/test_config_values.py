@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.evaluation import TEST_CONFIG_KEYS, checked_data_config, evaluate
 from src.training import build_task, train
-from tests.conftest import CONFIG_DIR, choices, compose_config, tiny_data_overrides
+from tests.conftest import CONFIG_DIR, ONE_BATCH_FIT, choices, compose_config, tiny_data_overrides
 
 SAMPLE_RATE = 16000
 
@@ -306,19 +306,10 @@ def test_every_model_config_is_covered() -> None:
     assert covered == set(choices("model"))
 
 
-# A real but short fit: one batch of each stage, so checkpoints are written.
-SHORT_FIT = [
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=1",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
-]
-
-
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> dict[str, Path]:
-    """``last.ckpt`` of a :data:`SHORT_FIT` of the default model (conv1d) and of ``model=linear``, whose
-    size depends on the clip length."""
+    """``last.ckpt`` of a :data:`~tests.conftest.ONE_BATCH_FIT` of the default model (conv1d) and of
+    ``model=linear``, whose size depends on the clip length."""
     root = tmp_path_factory.mktemp("checkpoints")
     found = {}
     for model in ("conv1d", "linear"):
@@ -328,7 +319,7 @@ def checkpoints(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
             "trainer=cpu",
             f"model={model}",
         ]
-        summary = train(compose_config("config", [*paths, *tiny_data_overrides([], request), *SHORT_FIT]))
+        summary = train(compose_config("config", [*paths, *tiny_data_overrides([], request), *ONE_BATCH_FIT]))
         found[model] = Path(summary["last_checkpoint"])
     return found
 

@@ -17,7 +17,7 @@ from src.evaluation import evaluate
 from src.tasks.base import FrontendEncoderTask
 from src.tasks.classification import ClassificationTask
 from src.training import build_task, train
-from tests.conftest import compose_config, tiny_data_overrides
+from tests.conftest import ONE_BATCH_FIT, compose_config, tiny_data_overrides
 
 # A small MLP: 4040 -> 32 -> 16, then the head 16 -> 2. At rank 4 both hidden layers are factorised; the
 # head is left alone (4 x (16 + 2) = 72 >= 32).
@@ -25,13 +25,7 @@ MLP = ["model=mlp", "model.hidden=[32,16]"]
 LOWRANK = ["compression=lowrank", "compression.rank=4"]
 # One batch of each stage, so checkpoints are written; a schedule that does not follow max_epochs, so a
 # resumed run may train longer.
-SHORT_FIT = [
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=1",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
-    "scheduler=step",
-]
+SHORT_FIT = [*ONE_BATCH_FIT, "scheduler=step"]
 
 
 @pytest.fixture(scope="module")

@@ -7,15 +7,7 @@ from pathlib import Path
 import pytest
 
 from src.training import train
-from tests.conftest import compose_config, tiny_data_overrides
-
-# One batch of each stage: enough to write checkpoints.
-SHORT_FIT = [
-    "trainer.max_epochs=1",
-    "+trainer.limit_train_batches=1",
-    "+trainer.limit_val_batches=1",
-    "+trainer.limit_test_batches=1",
-]
+from tests.conftest import ONE_BATCH_FIT, compose_config, tiny_data_overrides
 
 
 @pytest.fixture(scope="session")
@@ -24,5 +16,5 @@ def yesno_checkpoint(tmp_path_factory: pytest.TempPathFactory, request: pytest.F
     generated corpus."""
     root = tmp_path_factory.mktemp("deployment_checkpoint")
     paths = [f"paths.root_dir={root}", f"paths.output_dir={root / 'run'}", "trainer=cpu"]
-    summary = train(compose_config("config", [*paths, *tiny_data_overrides([], request), *SHORT_FIT]))
+    summary = train(compose_config("config", [*paths, *tiny_data_overrides([], request), *ONE_BATCH_FIT]))
     return Path(summary["last_checkpoint"])
