@@ -114,3 +114,14 @@ class FixedFramesEncoder(Encoder):
                 f"model={self.MODEL} expects features of shape (batch, {expected[0]}, {expected[1]}) "
                 f"(in_features={expected[0]}, model.num_frames={expected[1]}), got {tuple(features.shape)}"
             )
+
+
+def dense_layers(in_features: int, widths: list[int], dropout: float) -> nn.Sequential:
+    """``Linear -> ReLU -> Dropout`` for each width of ``widths``, the first reading ``in_features``:
+    ``(batch, in_features) -> (batch, widths[-1])`` (the fully connected part of ``model=mlp`` and
+    ``model=cnn2d``)."""
+    layers: list[nn.Module] = []
+    for width in widths:
+        layers += [nn.Linear(in_features, width), nn.ReLU(), nn.Dropout(dropout)]
+        in_features = width
+    return nn.Sequential(*layers)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from src.encoders.base import FixedFramesEncoder
+from src.encoders.base import FixedFramesEncoder, dense_layers
 from src.utils.config_values import positive_int, positive_ints, probability
 from src.utils.lengths import full_lengths
 
@@ -81,12 +81,7 @@ class CNN2d(FixedFramesEncoder):
             rows, columns, c_in = math.ceil(rows / pool), math.ceil(columns / pool), c_out
         self.convolutions = nn.Sequential(*blocks)
         self.flat_features = c_in * rows * columns
-        layers: list[nn.Module] = []
-        width_in = self.flat_features
-        for width in widths:
-            layers += [nn.Linear(width_in, width), nn.ReLU(), nn.Dropout(dropout)]
-            width_in = width
-        self.fully_connected = nn.Sequential(*layers)
+        self.fully_connected = dense_layers(self.flat_features, widths, dropout)
 
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor | None = None

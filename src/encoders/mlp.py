@@ -6,9 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-from torch import nn
 
-from src.encoders.base import FixedFramesEncoder
+from src.encoders.base import FixedFramesEncoder, dense_layers
 from src.utils.config_values import positive_ints, probability
 from src.utils.lengths import full_lengths
 
@@ -48,12 +47,7 @@ class MLP(FixedFramesEncoder):
         widths = positive_ints("model.hidden", hidden, [1024] * 5)
         probability("model.dropout", dropout, 0.2)
         self.out_features = widths[-1]
-        layers: list[nn.Module] = []
-        width_in = in_features * num_frames
-        for width in widths:
-            layers += [nn.Linear(width_in, width), nn.ReLU(), nn.Dropout(dropout)]
-            width_in = width
-        self.layers = nn.Sequential(*layers)
+        self.layers = dense_layers(in_features * num_frames, widths, dropout)
 
     def forward(
         self, features: torch.Tensor, lengths: torch.Tensor | None = None
