@@ -5,7 +5,7 @@ from __future__ import annotations
 import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
@@ -24,14 +24,7 @@ class Latency:
     torch_threads: int
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "median_ms": self.median_ms,
-            "min_ms": self.min_ms,
-            "max_ms": self.max_ms,
-            "repeats": self.repeats,
-            "warmup": self.warmup,
-            "torch_threads": self.torch_threads,
-        }
+        return asdict(self)
 
 
 def median_latency(
