@@ -110,14 +110,23 @@ def uses_timit(overrides: Sequence[str]) -> bool:
     return "data=timit" in overrides or any(experiment_choice(name) == "timit" for name in experiments)
 
 
+def speech_node(overrides: Sequence[str]) -> str:
+    """The config node of the speech corpus of a config with ``overrides``: ``data``, or ``data.speech``
+    for data built on another data module's speech (``data=denoising``)."""
+    experiments = [o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")]
+    denoising = "data=denoising" in overrides or any(experiment_choice(e) == "denoising" for e in experiments)
+    return "data.speech" if denoising else "data"
+
+
 def tiny_data(corpus_root: Path, overrides: Sequence[str]) -> list[str]:
     """Overrides that point the data of a config with ``overrides`` at ``corpus_root``, a tiny corpus of
     the kind they select (TIMIT or keywords), with the generator settings it was made with."""
+    node = speech_node(overrides)
     if uses_timit(overrides):
-        generator = [f"data.generator.{key}={value}" for key, value in TINY_TIMIT_SPEAKERS.items()]
+        generator = [f"{node}.generator.{key}={value}" for key, value in TINY_TIMIT_SPEAKERS.items()]
     else:
-        generator = [f"data.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
-    return [f"data.root={corpus_root}", *generator]
+        generator = [f"{node}.generator.num_speakers={TINY_CORPUS_SPEAKERS}"]
+    return [f"{node}.root={corpus_root}", *generator]
 
 
 def tiny_data_overrides(overrides: Sequence[str], request: pytest.FixtureRequest) -> list[str]:

@@ -19,6 +19,8 @@ class TaskDataModule(L.LightningDataModule):
     - :attr:`label_names`: the names of the task's output labels in index order (classes, phones);
     - :attr:`example_samples`: samples of one example for sizing models and counting MACs;
     - :meth:`files`: each split's items in dataset order, for the files a test writes;
+    - :meth:`speakers` and :meth:`waveform`: each item's speaker and audio, for tasks built on another
+      data module's speech (denoising pairs);
     - :attr:`TARGETS`: what follows ``(waveforms, lengths)`` in a batch, e.g. ``"class"`` (one label per
       example, ``(batch,)``) or ``"sequence"`` (``targets (batch, max_len)``, ``target_lengths
       (batch,)``); a task trains only on data whose ``TARGETS`` equal its own.
@@ -43,6 +45,16 @@ class TaskDataModule(L.LightningDataModule):
 
     def files(self, split: str) -> list[str]:
         """Names of ``split``'s items (``"train"``, ``"val"`` or ``"test"``) in dataset order."""
+        raise NotImplementedError
+
+    def speakers(self, split: str) -> list[str]:
+        """The speaker of each of ``split``'s items, in :meth:`files` order (what keeps speaker-disjoint
+        uses of the data, such as babble noise, apart)."""
+        raise NotImplementedError
+
+    def waveform(self, split: str, index: int) -> torch.Tensor:
+        """Item ``index`` of ``split`` as ``(samples,)`` float32 at :attr:`sample_rate`, as a batch holds it
+        before padding (a fixed-length clip, or a whole utterance); the split must be set up."""
         raise NotImplementedError
 
     def utterance_targets(self, split: str) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -4,6 +4,7 @@
 - :class:`FrameClassifierHead`: dropout and a linear classifier on every frame (CTC phone recognition).
 - :class:`EmbeddingHead`: pooling, a projection and L2 normalisation (speaker embeddings compared by
   cosine similarity).
+- :class:`MaskHead`: a bounded gain per frame and frequency bin (spectral masks for denoising).
 
 A head is configured in ``task.head`` with ``_partial_: true``; the task completes it with the encoder's
 ``out_features`` (and ``bidirectional``) and the data's label count.
@@ -17,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from src.utils.config_values import positive_number
 from src.utils.lengths import frame_mask, full_lengths
 
 POOLINGS = ("last", "mean", "attention")
@@ -177,3 +179,31 @@ class EmbeddingHead(nn.Module):
     def forward(self, sequence: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
         """``(batch, frames, in_features), (batch,) -> (batch, embedding_dim)``, each row of unit norm."""
         return F.normalize(self.projection(self.pooling(sequence, lengths)), dim=-1)
+
+
+class MaskHead(nn.Module):
+    """``(batch, frames, in_features) -> (batch, num_bins, frames)`` masks in ``(0, max_gain)``:
+    ``max_gain * sigmoid(Linear(in_features, num_bins))`` on every frame, laid out as the STFT it
+    multiplies. A bounded mask cannot amplify noise without limit; ``max_gain = 1`` is the ideal ratio
+    mask's range (Wang et al., 2014, "On training targets for supervised speech separation").
+
+    Args:
+        in_features: the encoder's ``out_features`` (set by the task).
+        num_bins: frequency bins of the STFT (set by the task).
+        bidirectional: unused (every head is completed with it).
+        max_gain: the mask's upper bound.
+
+    Raises:
+        ValueError: for a ``max_gain`` that is not positive (``task.head.max_gain``).
+    """
+
+    def __init__(
+        self, in_features: int, num_bins: int, bidirectional: bool = False, max_gain: float = 1.0
+    ) -> None:
+        super().__init__()
+        self.max_gain = positive_number("task.head.max_gain", max_gain, 1.0)
+        self.projection = nn.Linear(in_features, num_bins)
+
+    def forward(self, sequence: torch.Tensor) -> torch.Tensor:
+        """``(batch, frames, in_features) -> (batch, num_bins, frames)``."""
+        return self.max_gain * torch.sigmoid(self.projection(sequence)).transpose(1, 2)

@@ -313,6 +313,15 @@ class SpeechCommandsDataModule(SplitDataModule):
         for split in missing:
             self._datasets[split] = self._build_split(split)
 
+    def speakers(self, split: str) -> list[str]:
+        """The speaker id of each clip of ``split`` (the ``<speaker>`` of ``<word>/<speaker>_nohash_<n>.wav``;
+        ``_silence_`` for clips cut from background noise), in :meth:`files` order."""
+        return [speaker_of(name) for name in self.files(split)]
+
+    def waveform(self, split: str, index: int) -> torch.Tensor:
+        """Clip ``index`` of ``split``: ``(clip_samples,)``, zero after its true length."""
+        return self._dataset(split)[index][0]
+
     def labels(self, split: str) -> list[int]:
         """Class indices of ``split``'s clips, in :meth:`files` order."""
         return list(self._dataset(split).labels)
@@ -504,3 +513,11 @@ class SpeechCommandsDataModule(SplitDataModule):
         if len(wave) > self._clip_samples:
             report.truncated += 1
         return wave
+
+
+def speaker_of(name: str) -> str:
+    """The speaker of a clip name of :meth:`SpeechCommandsDataModule.files`: ``<speaker>`` of
+    ``<word>/<speaker>_nohash_<n>.wav``; ``_silence_`` for a cut of background noise."""
+    if SilenceCut.parse(name) is not None:
+        return SILENCE_LABEL
+    return Path(name).name.split("_nohash_", 1)[0]

@@ -242,6 +242,14 @@ class TimitDataModule(SplitDataModule):
         self._splits = splits
         return splits
 
+    def speakers(self, split: str) -> list[str]:
+        """The speaker of each utterance of ``split`` (its folder, e.g. ``fcjf0``), in :meth:`files` order."""
+        return [Path(path).parent.name.lower() for path in self.files(split)]
+
+    def waveform(self, split: str, index: int) -> torch.Tensor:
+        """Utterance ``index`` of ``split``: ``(samples,)`` float32."""
+        return self._dataset(split)[index][0]
+
     def utterance_targets(self, split: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Each utterance's length and targets without reading audio: ``(samples (utterances,) int64 at
         :attr:`sample_rate`, one (phones,) int64 tensor of indices into :attr:`phones` per utterance)``,

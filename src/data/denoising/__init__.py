@@ -1,0 +1,1 @@
+"""Noisy/clean speech pairs for spectral denoising (``data=denoising``)."""

@@ -1,0 +1,1 @@
+"""Spectral denoising beyond the task: classical baselines, speech-quality scores, enhancing files."""

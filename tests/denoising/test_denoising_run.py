@@ -1,0 +1,37 @@
+"""``python train.py data=denoising`` end to end on the tiny corpus: what its test reports and writes."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import pytest
+import soundfile as sf
+
+from src.denoising.classical import BASELINES
+
+
+def test_run_reports_improvement_per_input_snr_for_model_and_baselines(denoising_run: dict) -> None:
+    metrics = denoising_run["metrics"]
+    assert denoising_run["test_metric"] == "test/si_sdr_i"
+    assert denoising_run["corpus_note"].startswith("generated corpus")
+    for snr in (0, 5, 10, 15):
+        for method in ("", *(f"{name}/" for name in BASELINES)):
+            assert math.isfinite(metrics[f"test/{method}si_sdr_i@{snr}dB"])
+            assert math.isfinite(metrics[f"test/{method}stoi_i@{snr}dB"])
+        # the noisy input scores the SNR it was mixed at
+        assert abs(metrics[f"test/noisy/snr@{snr}dB"] - snr) < 1e-3
+    means = denoising_run["test_analysis"]["means"]
+    assert means["model/si_sdr_i"] == pytest.approx(metrics["test/si_sdr_i"], abs=1e-3)  # float64 vs float32
+
+
+def test_run_writes_scores_and_example_audio(denoising_run: dict) -> None:
+    folder = Path(denoising_run["output_dir"]) / "denoising"
+    with (folder / "scores.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert len(rows) == denoising_run["test_analysis"]["pairs"] == denoising_run["split_sizes"]["test"]
+    assert len(rows) % 4 == 0  # every clean clip at each of the 4 SNRs
+    assert {"file", "snr_db", "model/si_sdr", "noisy/pesq", "wiener/stoi"} <= set(rows[0])
+    audio, rate = sf.read(folder / "example_0_enhanced.wav")
+    assert rate == 16000 and len(audio) == 16000
