@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 
@@ -60,10 +61,8 @@ def all_scores(estimate: Tensor, clean: Tensor, sample_rate: int) -> dict[str, f
     if pesq_unavailable(sample_rate) is None:
         from pesq import PesqError
 
-        try:
+        with contextlib.suppress(PesqError):  # e.g. NoUtterancesError: no speech in the reference
             scores["pesq"] = float(
                 perceptual_evaluation_speech_quality(estimate, clean, sample_rate, PESQ_MODES[sample_rate])
             )
-        except PesqError:  # e.g. NoUtterancesError: no speech in the reference
-            pass
     return scores

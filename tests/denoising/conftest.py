@@ -20,7 +20,9 @@ def denoising_run(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixt
     root = tmp_path_factory.mktemp("denoising_checkpoint")
     paths = [f"paths.root_dir={root}", f"paths.output_dir={root / 'run'}", "trainer=cpu"]
     overrides = [*paths, *DENOISING]
-    return train(compose_config("config", [*overrides, *tiny_data_overrides(overrides, request), *ONE_BATCH_FIT]))
+    return train(
+        compose_config("config", [*overrides, *tiny_data_overrides(overrides, request), *ONE_BATCH_FIT])
+    )
 
 
 @pytest.fixture(scope="session")

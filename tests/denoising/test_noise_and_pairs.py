@@ -1,0 +1,99 @@
+"""Noise for denoising pairs and the pairs the data module serves."""
+
+from __future__ import annotations
+
+import pytest
+import soundfile as sf
+import torch
+
+from src.data.denoising.datamodule import DenoisingDataModule
+from src.data.denoising.noise import BABBLE, NoiseBank, coloured_noise, mix_at_snr
+from src.data.speech_commands.datamodule import SpeechCommandsDataModule
+from tests.conftest import TINY_CORPUS_SPEAKERS
+
+
+def _spectral_slope(noise: torch.Tensor) -> float:
+    """The slope of log power against log frequency (dB per decade / 10)."""
+    power = torch.fft.rfft(noise).abs().pow(2)[1:]
+    frequencies = torch.fft.rfftfreq(len(noise))[1:]
+    x, y = frequencies.log10(), power.log10()
+    return float(((x - x.mean()) * (y - y.mean())).sum() / (x - x.mean()).pow(2).sum())
+
+
+@pytest.mark.parametrize(("colour", "slope"), [("white", 0.0), ("pink", -1.0), ("brown", -2.0)])
+def test_coloured_noise_has_unit_rms_and_its_spectral_slope(colour: str, slope: float) -> None:
+    noise = coloured_noise(colour, 32000, torch.Generator().manual_seed(0))
+    assert noise.pow(2).mean().sqrt() == pytest.approx(1.0, rel=1e-4)
+    assert _spectral_slope(noise) == pytest.approx(slope, abs=0.1)
+
+
+@pytest.mark.parametrize("snr_db", [0.0, 7.5, 15.0])
+def test_mix_at_snr_gives_that_snr(snr_db: float) -> None:
+    clean, noise = torch.randn(4000), 3 * torch.randn(4000)
+    noisy = mix_at_snr(clean, noise, snr_db)
+    measured = 10 * torch.log10(clean.pow(2).sum() / (noisy - clean).pow(2).sum())
+    assert float(measured) == pytest.approx(snr_db, abs=1e-4)
+
+
+def test_babble_never_uses_the_targets_speaker() -> None:
+    speakers = ["a", "a", "b", "c", "a", "d"]
+    bank = NoiseBank({}, 2, speakers, lambda index: torch.full((10,), float(index + 1)))
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(50):
+        choice = bank.draw(0, 10, generator)
+        assert choice.kind == BABBLE and len(set(choice.talkers)) == 2
+        assert all(speakers[talker] != "a" for talker in choice.talkers)
+    with pytest.raises(ValueError, match=r"data\.babble_talkers"):
+        NoiseBank({}, 4, speakers, lambda index: torch.zeros(10))
+
+
+@pytest.fixture(scope="module")
+def pairs(tiny_corpus_root) -> DenoisingDataModule:
+    speech = SpeechCommandsDataModule(
+        root=tiny_corpus_root, words=["yes", "no"], generator={"num_speakers": TINY_CORPUS_SPEAKERS}
+    )
+    data = DenoisingDataModule(speech, eval_clips=3, batch_size=4)
+    data.prepare_data()
+    data.setup()
+    return data
+
+
+def test_evaluation_pairs_are_every_clip_at_every_snr_fixed_by_the_seed(pairs) -> None:
+    files = pairs.files("test")
+    assert len(files) == 3 * 4
+    assert [name.split("@")[1].split("dB")[0] for name in files[:4]] == ["0", "5", "10", "15"]
+    noisy, _, clean, snr = next(iter(pairs.test_dataloader()))
+    again = next(iter(pairs.test_dataloader()))
+    assert torch.equal(noisy, again[0]) and snr.tolist() == [0.0, 5.0, 10.0, 15.0]
+    # the same clean clip and noise at four SNRs
+    assert all(torch.equal(clean[0], clean[i]) for i in range(4))
+    measured = 10 * torch.log10(clean.pow(2).sum(-1) / (noisy - clean).pow(2).sum(-1))
+    assert torch.allclose(measured, snr, atol=1e-3)
+
+
+def test_training_pairs_are_drawn_afresh_within_the_snr_range(pairs) -> None:
+    dataset = pairs._dataset("train")
+    torch.manual_seed(0)
+    first = dataset[0]
+    second = dataset[0]
+    assert torch.equal(first[2], second[2]) and not torch.equal(first[0], second[0])
+    assert 0 <= first[3] <= 15
+    torch.manual_seed(0)
+    assert torch.equal(dataset[0][0], first[0])  # the seed fixes the draws
+
+
+def test_noise_of_the_splits_never_overlaps(pairs, tmp_path) -> None:
+    synthetic = {split: pairs._recordings(split) for split in ("train", "val", "test")}
+    assert not torch.equal(synthetic["train"]["pink"][0][:100], synthetic["test"]["pink"][0][:100])
+    ramp = torch.arange(10000, dtype=torch.float32) / 10000
+    sf.write(tmp_path / "ramp.wav", ramp.numpy(), pairs.sample_rate, subtype="FLOAT")
+    pairs.noise_dir = tmp_path
+    regions = {split: pairs._recordings(split)["recorded"][0] for split in ("train", "val", "test")}
+    assert [len(regions[s]) for s in ("train", "val", "test")] == [8000, 1000, 1000]
+    assert regions["train"].max() < regions["val"].min() and regions["val"].max() < regions["test"].min()
+
+
+def test_a_noise_folder_without_recordings_is_refused(tiny_corpus_root, tmp_path) -> None:
+    speech = SpeechCommandsDataModule(root=tiny_corpus_root, words=["yes"])
+    with pytest.raises(FileNotFoundError, match=r"data\.noise_dir"):
+        DenoisingDataModule(speech, noise_dir=tmp_path)._noise_paths()
