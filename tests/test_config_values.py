@@ -179,6 +179,8 @@ def test_a_clip_too_short_for_the_frontend_fails_when_the_task_is_built(
 
 # (model config, settings, what the message must say, settings that work)
 ENCODER_CASES = [
+    ("tcn", {"kernel_size": 4}, "e.g. model.kernel_size=5", {"kernel_size": 5}),
+    ("tcn", {"dropout": 1.0}, "model.dropout must be in [0, 1), got 1.0", {"dropout": 0.1}),
     (
         "conv1d",
         {"channels": [0, 8]},
@@ -302,7 +304,7 @@ def test_an_encoder_setting_that_cannot_work_is_refused_with_one_that_does(
 
 
 def test_every_model_config_is_covered() -> None:
-    covered = {name for name, *_ in ENCODER_CASES} | {"bcresnet1", "bilstm", "rnn"}  # variants of others
+    covered = {name for name, *_ in ENCODER_CASES} | {"bcresnet1", "bilstm", "bigru", "rnn"}  # variants
     assert covered == set(choices("model"))
 
 

@@ -51,6 +51,9 @@ def test_data_configs_instantiate(make_config: Callable[..., DictConfig], choice
     if choice == "timit":
         assert datamodule.label_names == list(TIMIT_61)
         assert datamodule.example_samples == datamodule.sample_rate == 16000  # one second
+    elif choice == "denoising":
+        assert datamodule.label_names == []  # the targets are clean waveforms
+        assert datamodule.example_samples == datamodule.sample_rate == 16000  # one clip
     else:
         assert len(datamodule.label_names) >= 2
         assert datamodule.example_samples == 16000  # one clip
@@ -86,8 +89,9 @@ def test_every_frontend_and_time_keeping_model_build_a_working_phone_recogniser(
     logits, frames = task(torch.randn(3, 16000), torch.tensor([16000, 8000, 4000]))
     assert logits.shape[0] == 3 and logits.shape[-1] == len(TIMIT_61) + 1
     assert frames.shape == (3,) and int(frames.min()) >= 1 and int(frames.max()) <= logits.shape[1]
-    if model in ("rnn", "lstm", "bilstm", "gru"):  # one output per input frame
-        assert logits.shape[1] == 101 and frames.tolist() == [101, 51, 26]
+    if model in ("rnn", "lstm", "bilstm", "gru", "bigru", "tcn"):  # one output per input frame
+        expected = [int(task.frontend.num_frames(n)) for n in (16000, 8000, 4000)]
+        assert logits.shape[1] == expected[0] and frames.tolist() == expected
 
 
 def test_data_configs_choose_their_task_and_default_model(make_config: Callable[..., DictConfig]) -> None:
@@ -105,7 +109,9 @@ def test_data_configs_choose_their_task_and_default_model(make_config: Callable[
             "src.encoders.recurrent.RecurrentEncoder",
         ),
         "yesno": classifier,
+        "denoising": ("src.tasks.denoising.DenoisingTask", "src.encoders.recurrent.RecurrentEncoder"),
     }
+    assert make_config("data=denoising").frontend._target_ == "src.frontends.stft.StftAnalysis"
     assert make_config("data=timit").model.bidirectional is True  # bilstm
     # the command line wins over the data's choices
     assert make_config("data=timit", "model=crnn").model._target_ == "src.encoders.crnn.CRNN"

@@ -9,7 +9,7 @@ import torch
 from src.data.denoising.datamodule import DenoisingDataModule
 from src.data.denoising.noise import BABBLE, NoiseBank, coloured_noise, mix_at_snr
 from src.data.speech_commands.datamodule import SpeechCommandsDataModule
-from tests.conftest import TINY_CORPUS_SPEAKERS
+from tests.conftest import REAL_SAMPLE, TINY_CORPUS_SPEAKERS, requires_real_sample
 
 
 def _spectral_slope(noise: torch.Tensor) -> float:
@@ -97,3 +97,30 @@ def test_a_noise_folder_without_recordings_is_refused(tiny_corpus_root, tmp_path
     speech = SpeechCommandsDataModule(root=tiny_corpus_root, words=["yes"])
     with pytest.raises(FileNotFoundError, match=r"data\.noise_dir"):
         DenoisingDataModule(speech, noise_dir=tmp_path)._noise_paths()
+
+
+def test_the_splits_share_no_speaker(pairs) -> None:
+    speakers = {split: set(pairs.speech.speakers(split)) for split in ("train", "val", "test")}
+    assert all(speakers.values())
+    assert not speakers["train"] & speakers["val"] and not speakers["train"] & speakers["test"]
+    assert not speakers["val"] & speakers["test"]
+
+
+@requires_real_sample
+def test_real_speech_and_real_noise_make_pairs_at_the_stated_snr(tmp_path) -> None:
+    """The real Speech Commands sample's clips and its real ``_background_noise_`` recordings."""
+    root = tmp_path / "real"
+    (root / "SpeechCommands").mkdir(parents=True)
+    (root / "SpeechCommands" / "speech_commands_v0.01").symlink_to(REAL_SAMPLE)
+    words = sorted(p.name for p in REAL_SAMPLE.iterdir() if p.is_dir() and not p.name.startswith("_"))
+    speech = SpeechCommandsDataModule(
+        root=root, corpus="speechcommands", version="speech_commands_v0.01", words=words
+    )
+    data = DenoisingDataModule(speech, noise_dir=REAL_SAMPLE / "_background_noise_", eval_clips=None)
+    data.prepare_data()
+    data.setup("test")
+    assert len(data.files("test")) == 4 * len(speech.files("test"))
+    noisy, _, clean, snr = next(iter(data.test_dataloader()))
+    measured = 10 * torch.log10(clean.pow(2).sum(-1) / (noisy - clean).pow(2).sum(-1))
+    assert torch.allclose(measured, snr, atol=1e-3)
+    assert "recorded" in data.files("test")[0] or "babble" in data.files("test")[0]
