@@ -269,6 +269,8 @@ def test_the_checkpoint_metric_and_its_direction_are_written_only_in_the_task_co
         "task/classification.yaml: mode: max",
         "task/ctc.yaml: monitor: val/per",
         "task/ctc.yaml: mode: min",
+        "task/denoising.yaml: monitor: val/si_sdr_i",
+        "task/denoising.yaml: mode: max",
     }
 
 
