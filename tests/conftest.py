@@ -105,9 +105,13 @@ def experiment_choice(experiment: str, group: str = "data") -> str | None:
 
 
 def uses_timit(overrides: Sequence[str]) -> bool:
-    """Whether ``overrides`` select the TIMIT data (directly, or through an experiment file)."""
+    """Whether ``overrides`` select the TIMIT data (directly, as the speech of ``data=denoising``, or through
+    an experiment file)."""
     experiments = [o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")]
-    return "data=timit" in overrides or any(experiment_choice(name) == "timit" for name in experiments)
+    timit = ("data=timit", "data/speech=timit")
+    return any(o in timit for o in overrides) or any(
+        experiment_choice(name) == "timit" for name in experiments
+    )
 
 
 def speech_node(overrides: Sequence[str]) -> str:

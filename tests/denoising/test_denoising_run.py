@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 
 from src.denoising.classical import BASELINES
+from src.training import train
 
 
 def test_run_reports_improvement_per_input_snr_for_model_and_baselines(denoising_run: dict) -> None:
@@ -35,3 +36,14 @@ def test_run_writes_scores_and_example_audio(denoising_run: dict) -> None:
     assert {"file", "snr_db", "model/si_sdr", "noisy/pesq", "wiener/stoi"} <= set(rows[0])
     audio, rate = sf.read(folder / "example_0_enhanced.wav")
     assert rate == 16000 and len(audio) == 16000
+
+
+def test_timit_utterances_of_every_length_are_denoised(make_config) -> None:
+    overrides = ["data/speech=timit", "data.eval_clips=2", "data.babble_talkers=0", "model=tcn"]
+    summary = train(
+        make_config("data=denoising", *overrides)
+    )  # the tiny test split has too few speakers for babble
+    assert summary["status"] == "ok" and summary["split_sizes"]["test"] == 2 * 4
+    assert math.isfinite(summary["metrics"]["test/si_sdr_i"])
+    rows = list(csv.DictReader((Path(summary["output_dir"]) / "denoising" / "scores.csv").open()))
+    assert all(row["file"].startswith("TEST/") for row in rows)
