@@ -142,10 +142,18 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(
     assert all(row["status"] == "ok" and row["seeds"] == "1 2" and row["runs"] == "2" for row in rows)
     assert all(int(row["backbone_params"]) > 0 for row in rows)
     markdown = (results / "results.md").read_text()
-    if uses_timit([f"experiment={experiment}"]):
+    timit = uses_timit([f"experiment={experiment}"])
+    denoising = "test_si_sdr_i_mean" in rows[0]
+    if timit:
         assert all(float(row["test_per_mean"]) >= 0 and float(row["val_per_best_mean"]) >= 0 for row in rows)
         assert "| test per |" in markdown and "test acc" not in markdown  # no empty accuracy columns
         assert "MACs per forward pass of one second of audio" in markdown
+    elif denoising:
+        assert "| test si_sdr_i | best val si_sdr_i |" in markdown and "@0dB" not in markdown
+        by_snr = (results / "results_by_snr.md").read_text()
+        assert "## SI-SDR improvement (dB), by input SNR" in by_snr
+        for row in ("| wiener |", "| spectral_subtraction |", "| noisy: its own SI-SDR (dB) |"):
+            assert row in by_snr
     else:
         assert all(
             0 <= float(row["test_acc_mean"]) <= 1 and 0 <= float(row["test_macro_f1_mean"]) <= 1
@@ -153,15 +161,14 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(
         )
         assert "| test acc | best val acc |" in markdown and "MACs per forward pass of one clip" in markdown
     numeric = [key for key, values in swept.items() if all(value.isdigit() for value in values)]
-    plots = (
-        ("test_per", *PLOTS_PER_SWEPT_KEY[1:])
-        if uses_timit([f"experiment={experiment}"])
-        else PLOTS_PER_SWEPT_KEY
-    )
+    test_plot = "test_per" if timit else "test_si_sdr_i" if denoising else "test_acc"
+    plots = (test_plot, *PLOTS_PER_SWEPT_KEY[1:])
     expected = {"train_loss.png"} | {
         f"{name}_vs_{key.rsplit('.', 1)[-1]}.png" for key in numeric for name in plots
     }
-    if "model" in swept:  # each model's best configuration, side by side
+    if denoising:
+        expected.add("si_sdr_improvement_by_snr.png")
+    if "model" in swept and test_plot == "test_acc":  # each model's best configuration, side by side
         expected.add("confusion_matrices.png")
     assert expected <= {path.name for path in results.glob("*.png")}
     assert "Not a result" in markdown

@@ -1,4 +1,5 @@
-"""Aggregate a sweep: ``results.csv``, ``results.md``, ``conclusions.md`` (the sweep's question and the
+"""Aggregate a sweep: ``results.csv``, ``results.md`` (and ``results_by_snr.md`` / ``.csv`` for jobs scored
+by input SNR), ``conclusions.md`` (the sweep's question and the
 conclusions computed from the table) and the plots.
 
 Runs by itself at the end of every ``train.py -m`` (``AggregateSweepCallback``, configured in
@@ -25,6 +26,7 @@ from hydra.experimental.callback import Callback
 from matplotlib.backends.backend_pdf import PdfPages
 from omegaconf import DictConfig
 
+from src.reporting.sweep_by_snr import write_snr_tables
 from src.reporting.sweep_conclusions import write_conclusions
 from src.reporting.sweep_confusions import write_confusion_panels
 from src.reporting.sweep_plots import write_plots
@@ -40,9 +42,11 @@ def sweep_name(sweep_dir: Path) -> str:
 
 
 def write_sweep(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None) -> list[Path]:
-    """Write the table (``results.csv``, ``results.md``), ``conclusions.md`` and the plots of ``table``
-    into ``output_dir`` (the plots also as pages of ``pdf`` when given); returns the plot files."""
+    """Write the table (``results.csv``, ``results.md``; ``results_by_snr.md`` and ``.csv`` when the jobs
+    scored by input SNR), ``conclusions.md`` and the plots of ``table`` into ``output_dir`` (the plots
+    also as pages of ``pdf`` when given); returns the plot files."""
     csv_path, md_path = write_table(table, output_dir)
+    write_snr_tables(table, output_dir)
     conclusions = write_conclusions(table, output_dir)
     plots = write_plots(table, output_dir, pdf)
     confusions = write_confusion_panels(table, output_dir, pdf)

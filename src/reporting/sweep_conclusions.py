@@ -6,6 +6,8 @@
 - Settings, when jobs named their frontend setting: each setting against the first one (``A`` in the study).
 - Scaling, for each numeric swept key: how parameters, MACs and epoch time change from its smallest to
   its largest value, and where epoch time stops falling although MACs still do.
+- By input SNR, when the jobs scored by it: the best method at each input SNR and whether the best
+  model beats the best baseline there (:func:`snr_conclusions`).
 - Trade-off, for each ``sweep_plots`` entry with a ``within`` (e.g. accuracy against parameters, within one
   point): along each of its lines, the smallest configuration whose test metric is within ``within`` of
   the line's largest one, and what the next smaller one loses.
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from src.reporting.sweep_by_snr import MethodRow, score_title, snr_header, snr_table
 from src.reporting.sweep_table import (
     SETTING_COLUMN,
     ColumnPlot,
@@ -269,11 +272,93 @@ def tradeoff_conclusions(table: SweepTable, plot: ColumnPlot) -> list[str]:
     return sentences
 
 
+def standard_error_of_mean(std: float, runs: int) -> float:
+    """``std / sqrt(runs)``; nan for a single run (no spread to go by)."""
+    return std / math.sqrt(runs) if runs > 1 and not math.isnan(std) else math.nan
+
+
+def snr_conclusions(table: SweepTable) -> list[str]:
+    """For jobs that scored by input SNR (:func:`src.reporting.sweep_by_snr.snr_table`), by the headline
+    score (the test metric, in its direction): at each input SNR and over all test pairs, the best method
+    of the by-SNR table, and whether the best configuration of the model beats the best baseline there; a
+    difference beyond twice its standard error (over the seeds of the model's configuration and the jobs
+    that scored the baseline) is beyond noise. Then the input SNRs at which the model beats the baselines.
+    Empty without such scores."""
+    snr = snr_table(table)
+    if snr is None or snr.headline is None:
+        return []
+    score, test = snr.headline, table.test_metric
+    digits = score_title(score).digits
+    models, baselines = snr.model_rows(), snr.baseline_rows(score)
+
+    def best(rows: list[MethodRow], snr_db: float | None) -> MethodRow | None:
+        scored = [row for row in rows if not math.isnan(row.stat(score, snr_db)[0])]
+        return min(scored, key=lambda row: test.better_first(row.stat(score, snr_db)[0]), default=None)
+
+    def stated(row: MethodRow, snr_db: float | None) -> str:
+        mean, std = row.stat(score, snr_db)
+        spread = "" if math.isnan(std) else f" ± {std:.{digits}f}"
+        return f"`{row.label(table.swept)}` with {mean:.{digits}f}{spread}"
+
+    sentences: list[str] = []
+    beats: dict[str, list[str]] = {"beyond noise": [], "no noise level": [], "within noise": [], "not": []}
+    for snr_db in [*snr.snrs, None]:
+        where = f"At {snr_header(snr_db)} input SNR" if snr_db is not None else "Over all test pairs"
+        lead_in = f"{where}, by {test.title} ({test.direction})"
+        model, baseline = best(models, snr_db), best(baselines, snr_db)
+        if model is None or baseline is None:
+            winner = model or baseline
+            if winner is not None:
+                sentences.append(f"{lead_in}, the best is {stated(winner, snr_db)}.")
+            continue
+        (model_mean, model_std), (base_mean, base_std) = (
+            model.stat(score, snr_db),
+            baseline.stat(score, snr_db),
+        )
+        lead = (model_mean - base_mean) if test.mode == "max" else (base_mean - model_mean)
+        error = math.hypot(
+            standard_error_of_mean(model_std, len(model.runs)),
+            standard_error_of_mean(base_std, len(baseline.runs)),
+        )
+        if math.isnan(error):
+            noise = "no noise level"
+            evidence = "one seed: no noise level to compare with"
+        else:
+            noise = "beyond noise" if abs(lead) > 2 * error else "within noise"
+            evidence = f"{noise}: 2 standard errors of the difference = {2 * error:.{digits}f}"
+        if lead > 0:
+            sentence = (
+                f"{lead_in}, the best method is the model, {stated(model, snr_db)}: it beats the best "
+                f"baseline, {stated(baseline, snr_db)}, by {lead:.{digits}f} ({evidence})."
+            )
+        else:
+            sentence = (
+                f"{lead_in}, the best method is the baseline {stated(baseline, snr_db)}: the best model, "
+                f"{stated(model, snr_db)}, does not beat it ({-lead:.{digits}f} behind; {evidence})."
+            )
+        sentences.append(sentence)
+        if snr_db is not None:
+            beats[noise if lead > 0 else "not"].append(snr_header(snr_db))
+    parts = [
+        f"{'not' if kind == 'not' else f'beats it ({kind})'} at {', '.join(values)}"
+        for kind, values in beats.items()
+        if values
+    ]
+    if parts:
+        sentences.append(
+            f"By {test.title}, the best model against the best baseline at each input SNR: "
+            + "; ".join(parts)
+            + "."
+        )
+    return sentences
+
+
 def sweep_conclusions(table: SweepTable) -> list[str]:
-    """Every conclusion of the sweep, in report order: ranking, settings, scaling along each swept key,
-    trade-offs of the ``sweep_plots`` entries."""
+    """Every conclusion of the sweep, in report order: ranking, by input SNR, settings, scaling along each
+    swept key, trade-offs of the ``sweep_plots`` entries."""
     return [
         *ranking_conclusions(table),
+        *snr_conclusions(table),
         *settings_conclusions(table),
         *(sentence for key in table.swept for sentence in scaling_conclusions(table, key)),
         *(sentence for plot in table.column_plots for sentence in tradeoff_conclusions(table, plot)),

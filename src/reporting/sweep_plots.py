@@ -7,7 +7,9 @@ setting stands for shown as that setting). For the whole sweep: the training los
 seeds with a band from the lowest to the highest seed. And, for every entry of the jobs' ``sweep_plots``
 config key (an experiment file sets it), the test metric against a column of the table on a log axis
 (:func:`plot_metric_against_column`, :attr:`SweepTable.column_plots`), e.g. accuracy against parameters
-for a compression sweep.
+for a compression sweep. When the jobs scored their test split by input SNR
+(:mod:`src.reporting.sweep_by_snr`): the headline score against the input SNR, a line per configuration
+and per baseline.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from src.reporting.sweep_by_snr import IMPROVEMENT, MODEL, SnrTable, score_title, snr_header, snr_table
 from src.reporting.sweep_table import (
     SETTING_COLUMN,
     TRAIN_LOSS,
@@ -89,6 +92,47 @@ def plot_metric_against_column(table: SweepTable, plot: ColumnPlot) -> Figure:
     along = f"; points labelled with {plot.along}" if plot.along in table.swept else ""
     axes.set_title(f"{test.title} vs {label}")
     annotate(figure, table, f"{SEED_SPREAD}{along}")
+    return figure
+
+
+def by_snr_png(score: str) -> str:
+    """The file of :func:`plot_score_by_snr`: ``si_sdr_improvement_by_snr.png`` for ``si_sdr_i``."""
+    base = score.removesuffix(IMPROVEMENT)
+    return f"{base}_improvement_by_snr.png" if base != score else f"{score}_by_snr.png"
+
+
+def plot_score_by_snr(snr: SnrTable, score: str) -> Figure:
+    """``score`` (mean ± std) against the input SNR: a solid line per configuration of the model, a
+    dashed one per row of each other method that has ``score`` (the lines nudged apart along x so that
+    their error bars do not hide each other), and for an improvement the noisy input's 0."""
+    rows = [*snr.model_rows(), *snr.baseline_rows(score)]
+    figure, axes = plt.subplots(figsize=(8.5, 4.5))
+    width = 0.04 * (max(snr.snrs) - min(snr.snrs)) if len(snr.snrs) > 1 else 0.2
+    offsets = np.linspace(-width, width, len(rows)) if len(rows) > 1 else [0.0]
+    for row, offset in zip(rows, offsets, strict=True):
+        stats = [row.stat(score, snr_db) for snr_db in snr.snrs]
+        means = [mean for mean, _ in stats]
+        stds = [0 if math.isnan(std) else std for _, std in stats]
+        model = row.method == MODEL
+        axes.errorbar(
+            [snr_db + offset for snr_db in snr.snrs],
+            means,
+            yerr=stds,
+            marker="o" if model else "s",
+            linestyle="-" if model else "--",
+            capsize=3,
+            label=row.label(snr.table.swept),
+        )
+    if score.endswith(IMPROVEMENT):
+        axes.axhline(0, color="0.5", linewidth=0.8, linestyle=":", label="noisy input (no improvement)")
+    axes.set_xticks(list(snr.snrs), [snr_header(snr_db) for snr_db in snr.snrs])
+    axes.set_xlabel("input SNR of the test pairs")
+    title = score_title(score).title
+    axes.set_ylabel(title)
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    axes.set_title(f"{title} by input SNR")
+    annotate(figure, snr.table, "error bars: ±1 std over seeds (model) or over the jobs that scored it")
     return figure
 
 
@@ -263,7 +307,8 @@ def plot_train_loss(table: SweepTable) -> Figure:
 def write_plots(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None) -> list[Path]:
     """Every plot of the sweep as PNG in ``output_dir`` (and as vector pages of ``pdf`` when given), in
     report order: the test metric against each numeric swept key and against each column of
-    ``sweep_plots`` (:attr:`SweepTable.column_plots`), the loss curves, then the other
+    ``sweep_plots`` (:attr:`SweepTable.column_plots`), the headline score by input SNR when the jobs
+    scored by input SNR (:func:`plot_score_by_snr`), the loss curves, then the other
     :func:`axis_plots` entries against each numeric key (those with a value in some row). None when no job
     succeeded."""
     if not table.ok_rows:
@@ -290,6 +335,10 @@ def write_plots(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None
         save(plot_metric_against_column(table, plot), output_dir / f"{test_plot}_vs_{plot.x}.png", pdf)
         for plot in table.column_plots
     ]
+    snr = snr_table(table)
+    if snr is not None and snr.headline is not None:
+        figure = plot_score_by_snr(snr, snr.headline)
+        paths.append(save(figure, output_dir / by_snr_png(snr.headline), pdf))
     paths.append(save(plot_train_loss(table), output_dir / "train_loss.png", pdf))
     for name in plots:
         if name != test_plot:

@@ -36,6 +36,14 @@ from omegaconf import OmegaConf
 
 from src.reporting.aggregate_sweep import failure_message, write_sweep
 from src.reporting.logmel_comparison import plot_logmel_comparison
+from src.reporting.sweep_by_snr import (
+    SnrTable,
+    score_markdown,
+    score_title,
+    snr_caption,
+    snr_markdown,
+    snr_table,
+)
 from src.reporting.sweep_conclusions import sweep_conclusions
 from src.reporting.sweep_table import (
     JobRun,
@@ -62,6 +70,7 @@ DEFAULT_SWEEPS = (
     "frontend_lr_timit",
     "frontend_lr_kws12",
     "lowrank_sweep",
+    "denoising_sweep",
 )
 COMPARISON_PNG = "logmel_vs_torchaudio.png"
 
@@ -194,30 +203,53 @@ def common_setup_lines(sections: Sequence[SweepSection]) -> list[str]:
     return lines
 
 
+def labelled_data(data: dict[str, Any]) -> dict[str, Any]:
+    """The node of a job's ``data`` config that names the labels (``words`` or ``phones``): ``data``
+    itself, else the data module it builds on (its first node with a ``_target_``, e.g. ``data.speech`` of
+    ``data=denoising``), else ``data``."""
+    if "words" in data or "phones" in data:
+        return data
+    inner = (node for node in data.values() if isinstance(node, dict) and "_target_" in node)
+    return next(inner, data)
+
+
 def data_line(table: SweepTable) -> str:
-    """The data of a sweep's first successful job: corpus, labels, generated speakers, split sizes."""
+    """The data of a sweep's first successful job: corpus, labels (of the speech it builds on, if it does),
+    generated speakers, split sizes."""
     data = job_config(table)["data"]
+    source = labelled_data(data)
     run = first_ok_run(table).summary or {}
-    if "words" in data:
-        labels = f"words {', '.join(data['words'])}"
+    if "words" in source:
+        labels = f"words {', '.join(source['words'])}"
         extra = [
-            f"{name} {data[f'{name}_percentage']}%"
+            f"{name} {source[f'{name}_percentage']}%"
             for name in ("silence", "unknown")
-            if data.get(f"{name}_percentage")
+            if source.get(f"{name}_percentage")
         ]
         labels += f" (+ {', '.join(extra)} of each split)" if extra else ""
-        unit = f"clips of {data['clip_seconds']} s"
-    else:
-        labels = f"TIMIT phones, {data['phones']} trained, scored on 39"
+        unit = f"clips of {source['clip_seconds']} s"
+    elif "phones" in source:
+        trained = f"TIMIT phones, {source['phones']} trained, scored on 39"
+        labels = trained if source is data else "TIMIT-format utterances"
         unit = "utterances"
+    else:
+        labels, unit = f"`{class_name(source['_target_'])}`", "examples"
+    if source is not data:
+        labels = (
+            f"`{class_name(data['_target_'])}` on the speech of `{class_name(source['_target_'])}` ({labels})"
+        )
+        unit = "examples"
     generator = ", ".join(
-        f"{key} {value}" for key, value in (data.get("generator") or {}).items() if "speakers" in key
+        f"{key} {value}" for key, value in (source.get("generator") or {}).items() if "speakers" in key
     )
     sizes = ", ".join(f"{split} {count:,}" for split, count in run.get("split_sizes", {}).items())
+    rate = data.get("sample_rate", source.get("sample_rate"))
     return (
-        f"**Data**: {run.get('corpus_note', data.get('corpus'))}; {labels}"
-        + (f"; generated with {generator}" if data.get("corpus") == "generated" and generator else "")
-        + f"; {unit} per split: {sizes}; {data['sample_rate']} Hz; batch {data['batch_size']}."
+        f"**Data**: {run.get('corpus_note', source.get('corpus'))}; {labels}"
+        + (f"; generated with {generator}" if source.get("corpus") == "generated" and generator else "")
+        + f"; {unit} per split: {sizes}"
+        + (f"; {rate} Hz" if rate else "")
+        + f"; batch {data['batch_size']}."
     )
 
 
@@ -299,7 +331,15 @@ def report_markdown(
     for section in sections:
         lines += ["", f"## {section.table.name}", "", section.question, ""]
         lines += [*(f"- {line}" for line in sweep_setup_lines(section)), "", table_caption(section.table)]
-        lines += [table_markdown(section.table), "Conclusions, computed from the table:", ""]
+        lines.append(table_markdown(section.table))
+        snr = snr_table(section.table)
+        if snr is not None:
+            lines += [
+                "Scores by input SNR (`results_by_snr.md`):",
+                "",
+                snr_markdown(snr).replace("## ", "### "),
+            ]
+        lines += ["Conclusions, computed from the table:", ""]
         lines += [f"- {sentence}" for sentence in section.conclusions]
         lines += [""] + [
             f"![{plot.stem}]({plot.relative_to(output_dir)})" for plot in plots[section.table.name]
@@ -340,21 +380,14 @@ def text_page(pdf: PdfPages, title: str, paragraphs: Sequence[str]) -> None:
         plt.close(figure)
 
 
-def table_figure(section: SweepSection, max_cell: int = 60) -> Figure:
-    """A page with the sweep's question, the table's caption and the table itself."""
+def table_page(title: str, paragraphs: Sequence[str], markdown: str, max_cell: int = 60) -> Figure:
+    """A page with ``title``, the wrapped ``paragraphs`` and the Markdown table ``markdown`` drawn."""
     figure = plt.figure(figsize=A4_LANDSCAPE)
-    figure.text(0.04, 0.95, section.table.name, fontsize=14, weight="bold")
-    intro = plain_lines(
-        [
-            section.question,
-            " ".join(sweep_setup_lines(section)),
-            table_caption(section.table).replace("\n", " "),
-        ]
-    )
-    figure.text(0.04, 0.90, "\n".join(intro), fontsize=9, va="top")
+    figure.text(0.04, 0.95, title, fontsize=14, weight="bold")
+    figure.text(0.04, 0.90, "\n".join(plain_lines(paragraphs)), fontsize=9, va="top")
     header, _, *rows = (
         [cell.strip().replace("\\|", "|")[:max_cell] for cell in line.strip("| ").split(" | ")]
-        for line in table_markdown(section.table).splitlines()
+        for line in markdown.splitlines()
     )
     axes = figure.add_axes((0.02, 0.02, 0.96, 0.6))
     axes.axis("off")
@@ -368,6 +401,25 @@ def table_figure(section: SweepSection, max_cell: int = 60) -> Figure:
     table.auto_set_column_width(list(range(len(header))))
     table.scale(1, 1.4)
     return figure
+
+
+def table_figure(section: SweepSection) -> Figure:
+    """A page with the sweep's question, the table's caption and the table itself."""
+    intro = [
+        section.question,
+        " ".join(sweep_setup_lines(section)),
+        table_caption(section.table).replace("\n", " "),
+    ]
+    return table_page(section.table.name, intro, table_markdown(section.table))
+
+
+def snr_figure(snr: SnrTable) -> Figure | None:
+    """A page with the table of the headline score by input SNR and its caption; None without one."""
+    if snr.headline is None:
+        return None
+    title = f"{snr.table.name}: {score_title(snr.headline).title} by input SNR"
+    caption = snr_caption(snr).replace("\n", " ")
+    return table_page(title, [caption], score_markdown(snr, snr.headline))
 
 
 def image_page(pdf: PdfPages, image: Path) -> None:
@@ -396,9 +448,11 @@ def write_pdf(
             + common_setup_lines(sections),
         )
         for section in sections:
-            figure = table_figure(section)
-            pdf.savefig(figure)
-            plt.close(figure)
+            snr = snr_table(section.table)
+            for figure in (table_figure(section), snr_figure(snr) if snr is not None else None):
+                if figure is not None:
+                    pdf.savefig(figure)
+                    plt.close(figure)
             text_page(pdf, f"{section.table.name}: conclusions", section.conclusions)
             plots[section.table.name] = write_sweep(section.table, output_dir / section.table.name, pdf)
         if comparison.drawn:

@@ -18,6 +18,7 @@ import csv
 import io
 import json
 import math
+import re
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -41,6 +42,10 @@ TRAIN_LOSS = "train/loss_epoch"
 # (frontend_mel_distance_mean); the test loss does not (the loss column is the final training loss).
 EXTRA_METRIC_PREFIXES = ("test/", "frontend/")
 NOT_EXTRA = ("test/loss",)
+# A score at one input SNR (test/si_sdr_i@5dB, test/wiener/snr@0dB): such scores, and the overall ones they
+# break down (test/si_sdr_i, test/wiener/snr), go to results_by_snr (src/reporting/sweep_by_snr.py), not
+# into this table's extra columns.
+SNR_METRIC = re.compile(r"^(?P<base>.+)@(?P<snr>-?\d+(?:\.\d+)?)dB$")
 # Aggregated over the seeds of a configuration into <stem>_mean and <stem>_std columns, after the test metric
 # and the best monitored value.
 LOSS_AND_TIME_COLUMNS = ("train_loss_final", "epoch_time_s")
@@ -127,6 +132,8 @@ METRIC_TITLES = {
     "val/acc": MetricTitle("validation accuracy", True),
     "test/per": MetricTitle("test phone error rate", False),
     "val/per": MetricTitle("validation phone error rate", False),
+    "test/si_sdr_i": MetricTitle("test SI-SDR improvement in dB", False),
+    "val/si_sdr_i": MetricTitle("validation SI-SDR improvement in dB", False),
 }
 
 
@@ -238,12 +245,17 @@ class JobRun:
         return None if question is None else str(question)
 
     def extra_metrics(self, test_metric: str) -> list[str]:
-        """Names of this run's metrics under ``EXTRA_METRIC_PREFIXES``, but ``test_metric`` and
-        ``NOT_EXTRA``."""
+        """Names of this run's metrics under ``EXTRA_METRIC_PREFIXES``, but ``test_metric``, ``NOT_EXTRA``
+        and the scores by input SNR (:data:`SNR_METRIC`, with the overall scores they break down)."""
+        metrics = (self.summary or {}).get("metrics", {})
+        by_snr = {match["base"] for match in map(SNR_METRIC.match, metrics) if match}
         return [
             name
-            for name in (self.summary or {}).get("metrics", {})
-            if name.startswith(EXTRA_METRIC_PREFIXES) and name not in (test_metric, *NOT_EXTRA)
+            for name in metrics
+            if name.startswith(EXTRA_METRIC_PREFIXES)
+            and name not in (test_metric, *NOT_EXTRA)
+            and name not in by_snr
+            and not SNR_METRIC.match(name)
         ]
 
     def metric(self, name: str) -> float:
