@@ -254,8 +254,11 @@ class DenoisingTask(FrontendEncoderTask):
         return enhanced
 
     def on_test_epoch_end(self) -> None:
-        """Log the test scores of every method, overall and per input SNR (the means of
-        :meth:`per_snr_means`); ``test/snr`` and ``test/si_sdr`` are logged by the steps."""
+        """Log the test examples to TensorBoard and the test scores of every method, overall and per input
+        SNR (the means of :meth:`per_snr_means`); ``test/snr`` and ``test/si_sdr`` are logged by the
+        steps."""
+        if "test" in self._examples:
+            self._log_examples("test", self._examples["test"])
         for key, value in self.per_snr_means().items():
             method, name = key.split("/", 1)
             if method == MODEL and "@" not in name and name in ("snr", "si_sdr", "snr_i", "si_sdr_i"):
@@ -360,7 +363,6 @@ class DenoisingTask(FrontendEncoderTask):
                 for name, waves in (("noisy", noisy), ("clean", clean), ("enhanced", enhanced)):
                     wave = waves[index, :length].float().cpu().clamp(-1, 1).numpy()
                     sf.write(folder / f"example_{index}_{name}.wav", wave, self.sample_rate)
-            self._log_examples("test", self._examples["test"])
         return {
             "pairs": len(self.test_rows),
             "input_snr_db": sorted({row["snr_db"] for row in self.test_rows}),

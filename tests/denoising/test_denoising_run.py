@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.denoising.classical import BASELINES
 from src.training import train
@@ -47,3 +48,16 @@ def test_timit_utterances_of_every_length_are_denoised(make_config) -> None:
     assert math.isfinite(summary["metrics"]["test/si_sdr_i"])
     rows = list(csv.DictReader((Path(summary["output_dir"]) / "denoising" / "scores.csv").open()))
     assert all(row["file"].startswith("TEST/") for row in rows)
+
+
+def test_tensorboard_gets_audio_and_spectrograms_of_fixed_examples(denoising_run: dict) -> None:
+    audio: set[str] = set()
+    images: set[str] = set()
+    for events in (Path(denoising_run["output_dir"]) / "tensorboard").rglob("events.out.tfevents*"):
+        accumulator = EventAccumulator(str(events), size_guidance={"audio": 0, "images": 0})
+        accumulator.Reload()
+        audio |= set(accumulator.Tags()["audio"])
+        images |= set(accumulator.Tags()["images"])
+    for stage in ("validation", "test"):
+        assert {f"denoising/{stage}/example_0/{name}" for name in ("noisy", "clean", "enhanced")} <= audio
+        assert f"denoising/{stage}/example_0" in images

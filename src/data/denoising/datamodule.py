@@ -24,11 +24,9 @@ import torch
 from torch.utils.data import Dataset
 
 from src.data.base import TaskDataModule
-from src.data.common.audio import read_clip
 from src.data.common.split_datamodule import SPLITS, SplitDataModule
-from src.data.denoising.noise import COLOUR_EXPONENTS, RECORDED, NoiseBank, coloured_noise
+from src.data.denoising.noise import NoiseBank, noise_recordings, split_noise
 from src.data.denoising.pairs import FixedPairs, TrainingPairs, collate_pairs
-from src.data.speech_commands.splits import NOISE_REGIONS
 
 log = logging.getLogger(__name__)
 
@@ -150,25 +148,11 @@ class DenoisingDataModule(SplitDataModule):
         return 1000 * self.mix_seed + SPLITS.index(split)
 
     def _noise_paths(self) -> list[Path]:
-        if self.noise_dir is None:
-            return []
-        paths = sorted(self.noise_dir.glob("*.wav")) if self.noise_dir.is_dir() else []
-        if not paths:
-            raise FileNotFoundError(
-                f"data.noise_dir={self.noise_dir} holds no .wav recordings: point it at a folder of noise "
-                "recordings (e.g. <corpus>/_background_noise_), or set data.noise_dir=null for synthesised "
-                "noise"
-            )
-        return paths
+        return [] if self.noise_dir is None else noise_recordings(self.noise_dir, "data.noise_dir")
 
     def _recordings(self, split: str) -> dict[str, list[torch.Tensor]]:
-        """Noise recordings of ``split``: the split's region of each file of ``noise_dir``, or synthesised
-        noise of each colour seeded per split."""
-        paths = self._noise_paths()
-        if paths:
-            low, high = NOISE_REGIONS[split]
-            waves = [read_clip(path, self.sample_rate) for path in paths]
-            return {RECORDED: [w[round(len(w) * low) : round(len(w) * high)] for w in waves]}
-        samples = round(self.synthetic_noise_seconds * self.sample_rate)
+        """Noise recordings of ``split`` (:func:`src.data.denoising.noise.split_noise`), synthesised
+        noise seeded per split."""
         generator = torch.Generator().manual_seed(self._seed(split))
-        return {colour: [coloured_noise(colour, samples, generator)] for colour in sorted(COLOUR_EXPONENTS)}
+        paths = self._noise_paths()
+        return split_noise(split, self.sample_rate, paths, self.synthetic_noise_seconds, generator)

@@ -11,9 +11,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import Tensor
+
+from src.data.common.audio import read_clip
+from src.data.speech_commands.splits import NOISE_REGIONS
 
 COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 """Synthesised noise colours: power spectral density proportional to ``1 / f ** exponent``."""
@@ -38,6 +42,40 @@ def coloured_noise(colour: str, num_samples: int, generator: torch.Generator) ->
     frequencies[0] = frequencies[1] if num_samples > 1 else 1.0
     noise = torch.fft.irfft(spectrum * frequencies.pow(-COLOUR_EXPONENTS[colour] / 2), n=num_samples)
     return noise / noise.pow(2).mean().sqrt().clamp_min(1e-12)
+
+
+def noise_recordings(noise_dir: str | Path, key: str) -> list[Path]:
+    """The ``.wav`` files of ``noise_dir``, sorted.
+
+    Raises:
+        FileNotFoundError: for a folder that is missing or holds none, naming the config ``key``.
+    """
+    folder = Path(noise_dir).expanduser()
+    paths = sorted(folder.glob("*.wav")) if folder.is_dir() else []
+    if not paths:
+        raise FileNotFoundError(
+            f"{key}={folder} holds no .wav recordings: point it at a folder of noise recordings (e.g. "
+            f"<corpus>/_background_noise_), or set {key}=null for synthesised noise"
+        )
+    return paths
+
+
+def split_noise(
+    split: str,
+    sample_rate: int,
+    recordings: Sequence[Path],
+    synthetic_seconds: float,
+    generator: torch.Generator,
+) -> dict[str, list[Tensor]]:
+    """The noise of ``split`` by kind: the split's region (:data:`NOISE_REGIONS`: 80/10/10 %) of each of
+    ``recordings`` read at ``sample_rate`` (kind ``recorded``), or without recordings one noise of each
+    colour, ``synthetic_seconds`` long, drawn from ``generator``."""
+    if recordings:
+        low, high = NOISE_REGIONS[split]
+        waves = [read_clip(path, sample_rate) for path in recordings]
+        return {RECORDED: [wave[round(len(wave) * low) : round(len(wave) * high)] for wave in waves]}
+    samples = round(synthetic_seconds * sample_rate)
+    return {colour: [coloured_noise(colour, samples, generator)] for colour in sorted(COLOUR_EXPONENTS)}
 
 
 def mean_power(waveform: Tensor) -> Tensor:
