@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 from src.encoders.base import Encoder
 from src.utils.config_values import positive_int, probability
-from src.utils.lengths import frame_mask, full_lengths
+from src.utils.lengths import check_lengths, frame_mask, full_lengths
 
 
 class ResidualDilatedBlock(nn.Module):
@@ -46,7 +46,7 @@ class TemporalConvNet(Encoder):
 
     Raises:
         ValueError: for sizes that are not integers >= 1, an even ``kernel_size`` or a dropout outside
-            ``[0, 1)``, naming ``model.<key>``.
+            ``[0, 1)``, naming ``model.<key>``; in :meth:`forward`, for lengths outside ``[1, frames]``.
     """
 
     def __init__(
@@ -79,6 +79,7 @@ class TemporalConvNet(Encoder):
     def forward(self, features: Tensor, lengths: Tensor | None = None) -> tuple[Tensor, Tensor]:
         frames = features.shape[-1]
         lengths = full_lengths(features.shape[0], frames, features.device) if lengths is None else lengths
+        check_lengths(lengths, features.shape[0], frames)
         mask = frame_mask(lengths.to(features.device), frames).unsqueeze(1).to(features.dtype)
         x = self.input_projection(features)
         for block in self.blocks:

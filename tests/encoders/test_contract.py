@@ -19,6 +19,7 @@ from src.encoders.linear import FlattenFrames
 from src.encoders.mlp import MLP
 from src.encoders.recurrent import RecurrentEncoder
 from src.encoders.stack import EncoderStack
+from src.encoders.tcn import TemporalConvNet
 
 IN_FEATURES = 40
 
@@ -48,6 +49,7 @@ ENCODERS: dict[str, tuple[Callable[[int], Encoder], int, bool, bool, bool]] = {
         True,
         True,
     ),
+    "tcn": (lambda _: TemporalConvNet(IN_FEATURES, channels=6, num_blocks=3), 6, False, True, True),
     "linear": (lambda frames: FlattenFrames(IN_FEATURES, num_frames=frames), None, False, False, False),
     "mlp": (lambda frames: MLP(IN_FEATURES, frames, hidden=[8, 6], dropout=0.0), 6, False, False, False),
     "cnn2d": (
