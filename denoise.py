@@ -27,10 +27,15 @@ SOME_INPUTS_FAILED = 2
 def main(cfg: DictConfig) -> None:
     """Denoise the inputs and print how many were written, how many failed, and where."""
     summary = run_denoising(cfg)
+    method = summary["method"]
+    source = (
+        f"model trained on the {summary['trained_on']}"
+        if method == "model"
+        else "no training: only the checkpoint's STFT settings"
+    )
     print(
         f"denoised {summary['written']} of {summary['inputs']} files into {summary['output_dir']} "
-        f"({summary['failed']} could not be read; method={summary['method']}, model trained on the "
-        f"{summary['trained_on']}; list: {summary['csv']})"
+        f"({summary['failed']} could not be read; method={method}, {source}; list: {summary['csv']})"
     )
     if summary["failed"]:
         raise SystemExit(SOME_INPUTS_FAILED)

@@ -8,10 +8,13 @@ from pathlib import Path
 
 import pytest
 import soundfile as sf
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.denoising.classical import BASELINES
-from src.training import train
+from src.training import build_task, train
 
 
 def test_run_reports_improvement_per_input_snr_for_model_and_baselines(denoising_run: dict) -> None:
@@ -61,3 +64,20 @@ def test_tensorboard_gets_audio_and_spectrograms_of_fixed_examples(denoising_run
     for stage in ("validation", "test"):
         assert {f"denoising/{stage}/example_0/{name}" for name in ("noisy", "clean", "enhanced")} <= audio
         assert f"denoising/{stage}/example_0" in images
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("frontend=logmel", "use frontend=stft"),
+        ("frontend=mfcc", "use frontend=stft"),
+        ("model=conv1d", "model=bigru"),
+        ("data.train_snr_db=[15,0]", r"data\.train_snr_db=\[0,15\]"),
+    ],
+)
+def test_configs_that_cannot_denoise_fail_before_training_naming_the_fix(
+    make_config, override, message
+) -> None:
+    cfg = make_config("data=denoising", override)
+    with pytest.raises((ValueError, InstantiationException), match=message):  # the data's, wrapped
+        build_task(OmegaConf.to_container(cfg, resolve=True), instantiate(cfg.data, _convert_="all"))

@@ -12,19 +12,24 @@ from src.data.speech_commands.datamodule import SpeechCommandsDataModule
 from tests.conftest import REAL_SAMPLE, TINY_CORPUS_SPEAKERS, requires_real_sample
 
 
-def _spectral_slope(noise: torch.Tensor) -> float:
-    """The slope of log power against log frequency (dB per decade / 10)."""
-    power = torch.fft.rfft(noise).abs().pow(2)[1:]
-    frequencies = torch.fft.rfftfreq(len(noise))[1:]
-    x, y = frequencies.log10(), power.log10()
+def _spectral_slope(noise: torch.Tensor, sample_rate: int) -> float:
+    """The slope of log power against log frequency above 50 Hz (dB per decade / 10)."""
+    power = torch.fft.rfft(noise).abs().pow(2)
+    frequencies = torch.fft.rfftfreq(len(noise), d=1 / sample_rate)
+    keep = frequencies >= 50
+    x, y = frequencies[keep].log10(), power[keep].log10()
     return float(((x - x.mean()) * (y - y.mean())).sum() / (x - x.mean()).pow(2).sum())
 
 
 @pytest.mark.parametrize(("colour", "slope"), [("white", 0.0), ("pink", -1.0), ("brown", -2.0)])
-def test_coloured_noise_has_unit_rms_and_its_spectral_slope(colour: str, slope: float) -> None:
-    noise = coloured_noise(colour, 32000, torch.Generator().manual_seed(0))
+def test_coloured_noise_has_unit_rms_its_spectral_slope_and_nothing_below_50_hz(colour, slope) -> None:
+    noise = coloured_noise(colour, 32000, torch.Generator().manual_seed(0), sample_rate=16000)
     assert noise.pow(2).mean().sqrt() == pytest.approx(1.0, rel=1e-4)
-    assert _spectral_slope(noise) == pytest.approx(slope, abs=0.1)
+    assert _spectral_slope(noise, 16000) == pytest.approx(slope, abs=0.1)
+    power = torch.fft.rfft(noise).abs().pow(2)
+    below = torch.fft.rfftfreq(32000, d=1 / 16000) < 50
+    assert float(power[below].sum()) < 1e-6 * float(power.sum())  # no DC, no sub-audible drift
+    assert abs(float(noise.mean())) < 1e-6
 
 
 @pytest.mark.parametrize("snr_db", [0.0, 7.5, 15.0])

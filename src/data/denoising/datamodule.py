@@ -40,6 +40,8 @@ class DenoisingDataModule(SplitDataModule):
         speech: the data module the clean speech comes from (``data.speech``, e.g. Speech Commands); its
             own splits are used, so speakers never cross them.
         corpus: the speech's corpus (``data.speech.corpus``), which results are labelled with.
+        sample_rate: the speech's rate in Hz (``data.speech.sample_rate``, which frontends read as
+            ``data.sample_rate``); ``None``: the speech's.
         noise_dir: folder of ``.wav`` noise recordings (e.g. a corpus's ``_background_noise_``), read at the
             speech's rate; ``None``: synthesised white, pink and brown noise.
         babble_talkers: other-speaker examples summed into babble noise (0: no babble).
@@ -51,7 +53,8 @@ class DenoisingDataModule(SplitDataModule):
         batch_size, num_workers, pin_memory: as every data module.
 
     Raises:
-        ValueError: for SNR ranges, counts or sizes that cannot work, naming ``data.<key>``.
+        ValueError: for SNR ranges, counts or sizes that cannot work, or a ``sample_rate`` other than the
+            speech's, naming ``data.<key>``.
         FileNotFoundError: a ``noise_dir`` that is missing or holds no ``.wav`` file.
     """
 
@@ -62,6 +65,7 @@ class DenoisingDataModule(SplitDataModule):
         self,
         speech: TaskDataModule,
         corpus: str | None = None,
+        sample_rate: int | None = None,
         noise_dir: str | Path | None = None,
         babble_talkers: int = 3,
         train_snr_db: Sequence[float] = (0.0, 15.0),
@@ -75,7 +79,10 @@ class DenoisingDataModule(SplitDataModule):
     ) -> None:
         super().__init__(batch_size, num_workers, pin_memory)
         if len(train_snr_db) != 2 or not train_snr_db[0] <= train_snr_db[1]:
-            raise ValueError(f"data.train_snr_db must be [low, high] in dB, got {list(train_snr_db)}")
+            raise ValueError(
+                f"data.train_snr_db must be [low, high] in dB with low <= high, got {list(train_snr_db)}: "
+                "e.g. data.train_snr_db=[0,15]"
+            )
         if not eval_snr_db:
             raise ValueError("data.eval_snr_db must list at least one SNR in dB, e.g. [0, 5, 10, 15]")
         if babble_talkers < 0:
@@ -84,6 +91,11 @@ class DenoisingDataModule(SplitDataModule):
             raise ValueError(f"data.eval_clips must be >= 1 or null (all), got {eval_clips}")
         if synthetic_noise_seconds <= 0:
             raise ValueError(f"data.synthetic_noise_seconds must be positive, got {synthetic_noise_seconds}")
+        if sample_rate is not None and sample_rate != speech.sample_rate:
+            raise ValueError(
+                f"data.sample_rate={sample_rate} differs from the speech's data.speech.sample_rate="
+                f"{speech.sample_rate}: set data.speech.sample_rate (data.sample_rate follows it)"
+            )
         self.save_hyperparameters(ignore=["speech"], logger=False)
         self.speech = speech
         self.corpus = corpus

@@ -21,16 +21,27 @@ from src.data.speech_commands.splits import NOISE_REGIONS
 
 COLOUR_EXPONENTS = {"white": 0.0, "pink": 1.0, "brown": 2.0}
 """Synthesised noise colours: power spectral density proportional to ``1 / f ** exponent``."""
+LOW_CUT_HZ = 50.0
+"""Synthesised noise has no power below this frequency (Hz): below the audible band and speech's lowest
+fundamentals."""
 BABBLE = "babble"
 RECORDED = "recorded"
 POWER_FLOOR = 1e-10
 """Mean power below which a clean example counts as silent (its noise is scaled as if it had this power)."""
 
 
-def coloured_noise(colour: str, num_samples: int, generator: torch.Generator) -> Tensor:
+def coloured_noise(
+    colour: str,
+    num_samples: int,
+    generator: torch.Generator,
+    sample_rate: int,
+    low_cut_hz: float = LOW_CUT_HZ,
+) -> Tensor:
     """``(num_samples,)`` Gaussian noise of ``colour`` (``white``, ``pink``, ``brown``) at unit RMS: white
-    noise shaped in the frequency domain by ``f ** (-exponent / 2)`` (the DC bin takes the lowest nonzero
-    frequency's gain).
+    noise shaped in the frequency domain by ``f ** (-exponent / 2)`` above ``low_cut_hz`` and zero below it
+    (DC included). Without the cut, pink and brown noise put most of their power below the audible and
+    the speech band (brown noise of 30 s: 99.9 % below 20 Hz), so an SNR measured over the whole band
+    would overstate how loud the noise is where the speech is.
 
     Raises:
         ValueError: for another colour.
@@ -38,9 +49,10 @@ def coloured_noise(colour: str, num_samples: int, generator: torch.Generator) ->
     if colour not in COLOUR_EXPONENTS:
         raise ValueError(f"noise colour must be one of {sorted(COLOUR_EXPONENTS)}, got {colour!r}")
     spectrum = torch.fft.rfft(torch.randn(num_samples, generator=generator))
-    frequencies = torch.fft.rfftfreq(num_samples)
-    frequencies[0] = frequencies[1] if num_samples > 1 else 1.0
-    noise = torch.fft.irfft(spectrum * frequencies.pow(-COLOUR_EXPONENTS[colour] / 2), n=num_samples)
+    frequencies = torch.fft.rfftfreq(num_samples, d=1 / sample_rate)
+    gains = frequencies.clamp_min(low_cut_hz).pow(-COLOUR_EXPONENTS[colour] / 2)
+    gains[frequencies < low_cut_hz] = 0
+    noise = torch.fft.irfft(spectrum * gains, n=num_samples)
     return noise / noise.pow(2).mean().sqrt().clamp_min(1e-12)
 
 
@@ -69,13 +81,16 @@ def split_noise(
 ) -> dict[str, list[Tensor]]:
     """The noise of ``split`` by kind: the split's region (:data:`NOISE_REGIONS`: 80/10/10 %) of each of
     ``recordings`` read at ``sample_rate`` (kind ``recorded``), or without recordings one noise of each
-    colour, ``synthetic_seconds`` long, drawn from ``generator``."""
+    colour (:func:`coloured_noise`), ``synthetic_seconds`` long, drawn from ``generator``."""
     if recordings:
         low, high = NOISE_REGIONS[split]
         waves = [read_clip(path, sample_rate) for path in recordings]
         return {RECORDED: [wave[round(len(wave) * low) : round(len(wave) * high)] for wave in waves]}
     samples = round(synthetic_seconds * sample_rate)
-    return {colour: [coloured_noise(colour, samples, generator)] for colour in sorted(COLOUR_EXPONENTS)}
+    return {
+        colour: [coloured_noise(colour, samples, generator, sample_rate)]
+        for colour in sorted(COLOUR_EXPONENTS)
+    }
 
 
 def mean_power(waveform: Tensor) -> Tensor:
