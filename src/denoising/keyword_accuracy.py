@@ -292,7 +292,12 @@ def keyword_accuracy(cfg: DictConfig) -> dict[str, Any]:
     summary = {
         "kws_checkpoint": str(cfg.kws_ckpt),
         "denoiser_checkpoint": str(cfg.denoiser_ckpt),
-        "denoiser": {"encoder": denoiser.hparams.encoder["_target_"], "loss": denoiser.loss_name},
+        "denoiser": {
+            "encoder": denoiser.hparams.encoder["_target_"],
+            "loss": denoiser.loss_name,
+            "n_fft": denoiser.frontend.n_fft,
+            "hop_length": denoiser.frontend.hop_length,
+        },
         "corpus": data_config.get("corpus"),
         "corpus_note": corpus_note(data_config.get("corpus")),
         "data_root": data_config.get("root"),
@@ -330,13 +335,14 @@ def format_table(summary: dict[str, Any]) -> str:
     for row in summary["rows"]:
         cells = " | ".join(f"{row['accuracy'][name]:.4f}" for name in summary["conditions"])
         lines.append(f"| {row['input']} | {cells} |")
-    noise = summary["noise"]
+    noise, stft = summary["noise"], summary["denoiser"]
     lines += [
         "",
         f"Keyword accuracy of one classifier ({summary['kws_checkpoint']}) on {summary['test_clips']} test "
         f"clips ({summary['silence_clips_left_out']} _silence_ clips left out: they are noise already), "
         f"as they are ({NOISY}; clean in the clean row) and after each front end ({DENOISED}: "
-        f"{summary['denoiser_checkpoint']}). Noise: {', '.join(noise['kinds'])} ({noise['source']}; babble: "
+        f"{summary['denoiser_checkpoint']}; the baselines use its STFT, n_fft {stft['n_fft']}, hop "
+        f"{stft['hop_length']}). Noise: {', '.join(noise['kinds'])} ({noise['source']}; babble: "
         f"{noise['babble_talkers']} other test speakers), one per clip at every SNR, seed {noise['seed']}. "
         f"{summary['corpus_note']}.",
     ]
