@@ -13,6 +13,7 @@ from torch import Tensor
 from src.frontends import MFCC, LogMelFilterBanks, TrainableLogMel
 from src.frontends.base import Frontend
 from src.frontends.standardization import FeatureStandardizer
+from src.frontends.stft import StftAnalysis
 from tests.conftest import CONFIG_DIR, choices
 from tests.frontends.test_log_mel import speech_like_signal
 
@@ -20,6 +21,11 @@ SAMPLE_RATE = 16000
 # Real samples per example of a padded batch of 16000 samples: full, partial, and very short.
 SAMPLE_LENGTHS = [SAMPLE_RATE, 12345, 100]
 FRONTENDS = choices("frontend")
+# The mel-based frontends (hop 160 by default, a sample rate, a `center` switch); frontend=stft's own
+# settings are tested in tests/denoising/test_stft_frontend.py.
+MEL_FRONTENDS = [name for name in FRONTENDS if name != "stft"]
+# Samples between frames of each config's defaults.
+HOPS = {"logmel": 160, "mfcc": 160, "trainable": 160, "stft": 512}
 # (trainable_stft, trainable_mel) -> the trainable-frontend study's setting letter.
 SETTING_LETTERS = {(False, False): "A", (False, True): "B", (True, False): "C", (True, True): "D"}
 
@@ -28,7 +34,8 @@ def frontend_from_config(name: str, sample_rate: int = SAMPLE_RATE, **overrides:
     """``conf/frontend/<name>.yaml`` instantiated, with ``sample_rate`` (``${data.sample_rate}`` in a run)
     set explicitly."""
     config = OmegaConf.load(CONFIG_DIR / "frontend" / f"{name}.yaml")
-    config.sample_rate = sample_rate
+    if "sample_rate" in config:  # frontend=stft has none
+        config.sample_rate = sample_rate
     for key, value in overrides.items():
         config[key] = value
     return instantiate(config)
@@ -41,10 +48,11 @@ def padded_batch(lengths: list[int], time: int = SAMPLE_RATE) -> tuple[Tensor, T
     return waveforms * (torch.arange(time) < lengths_tensor[:, None]), lengths_tensor
 
 
-def test_the_group_holds_the_three_frontends() -> None:
-    assert FRONTENDS == ["logmel", "mfcc", "trainable"]
+def test_the_group_holds_the_four_frontends() -> None:
+    assert FRONTENDS == ["logmel", "mfcc", "stft", "trainable"] == sorted(HOPS)
     types = {name: type(frontend_from_config(name)) for name in FRONTENDS}
-    assert types == {"logmel": LogMelFilterBanks, "mfcc": MFCC, "trainable": TrainableLogMel}
+    expected = {"logmel": LogMelFilterBanks, "mfcc": MFCC, "stft": StftAnalysis, "trainable": TrainableLogMel}
+    assert types == expected
 
 
 @pytest.mark.parametrize("name", FRONTENDS)
@@ -55,12 +63,13 @@ def test_every_config_returns_features_and_frame_lengths(name: str) -> None:
     features, frame_lengths = frontend(waveforms, lengths)
 
     assert isinstance(frontend, Frontend)
+    hop = HOPS[name]
     frames = frontend.num_frames(SAMPLE_RATE)
-    assert frames == 101  # 1 + 16000 // 160, centred
+    assert frames == 1 + SAMPLE_RATE // hop  # centred: 101 at hop 160
     assert features.shape == (3, frontend.out_features, frames)
     assert features.dtype == torch.float32 and features.isfinite().all()
     assert frame_lengths.shape == (3,) and frame_lengths.dtype == torch.int64
-    assert frame_lengths.tolist() == [101, 1 + 12345 // 160, 1 + 100 // 160] == [101, 78, 1]
+    assert frame_lengths.tolist() == [frames, 1 + 12345 // hop, 1 + 100 // hop]
     assert torch.equal(frame_lengths, frontend.num_frames(lengths))
     assert torch.equal(features, frontend.features(waveforms))  # forward adds lengths, nothing else
 
@@ -73,11 +82,11 @@ def test_lengths_none_means_every_frame_is_real(name: str) -> None:
     features, frame_lengths = frontend(waveforms)
 
     assert frame_lengths.dtype == torch.int64
-    assert frame_lengths.tolist() == [features.shape[-1]] * 3 == [101] * 3
+    assert frame_lengths.tolist() == [features.shape[-1]] * 3 == [1 + SAMPLE_RATE // HOPS[name]] * 3
     assert torch.equal(frontend(waveforms, None)[1], frame_lengths)
 
 
-@pytest.mark.parametrize("name", FRONTENDS)
+@pytest.mark.parametrize("name", MEL_FRONTENDS)
 def test_frame_lengths_are_clamped_to_at_least_one_and_at_most_the_frames(name: str) -> None:
     # Not centred, a clip shorter than n_fft has num_frames <= 0; lengths beyond the batch's time (which
     # real batches never have) would give more frames than there are.
@@ -94,7 +103,7 @@ def test_frame_lengths_are_clamped_to_at_least_one_and_at_most_the_frames(name: 
     assert frame_lengths.dtype == torch.int64  # whatever integer type the lengths came in
 
 
-@pytest.mark.parametrize("name", FRONTENDS)
+@pytest.mark.parametrize("name", MEL_FRONTENDS)
 def test_frame_lengths_follow_the_sample_rate_and_hop(name: str) -> None:
     frontend = frontend_from_config(name, sample_rate=8000, n_fft=256, hop_length=80)
     waveforms, lengths = padded_batch([8000, 4000, 81], time=8000)
