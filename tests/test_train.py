@@ -92,8 +92,17 @@ TIME_COLLAPSING = ("linear", "mlp", "cnn2d")
 PER_FRAME_MODELS = [model for model in choices("model") if model not in TIME_COLLAPSING]
 
 
-@pytest.mark.parametrize("frontend", choices("frontend"))
-@pytest.mark.parametrize("model", CLIP_MODELS)
+# frontend=stft (the denoising analysis) is trained with every mask estimator in tests/denoising/ and built
+# with every model in tests/test_configs.py; here it trains one classifier.
+FRONTEND_MODELS = [
+    (frontend, model)
+    for frontend in choices("frontend")
+    for model in CLIP_MODELS
+    if frontend != "stft" or model == "conv1d"
+]
+
+
+@pytest.mark.parametrize(("frontend", "model"), FRONTEND_MODELS)
 def test_every_frontend_and_model_runs_fast_dev_run(
     make_config: Callable[..., DictConfig], frontend: str, model: str
 ) -> None:
