@@ -8,6 +8,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 RUN_CONFIG_KEY = "run_config"
@@ -131,3 +132,26 @@ def read_checkpoint(ckpt_path: Path) -> Any:
             f"ckpt_path={ckpt_path} cannot be read ({size} bytes; torch.load: {reason}): {why}; "
             f"{CHECKPOINT_HINT}"
         ) from error
+
+
+def load_task_checkpoint(
+    ckpt_path: str | Path, targets: str, wanted: str, key: str = "ckpt_path"
+) -> tuple[L.LightningModule, DictConfig]:
+    """The task of a ``train.py`` checkpoint whose ``TARGETS`` are ``targets`` (on the CPU, in eval mode)
+    and its run config (:func:`load_run_config`).
+
+    Raises:
+        FileNotFoundError, IsADirectoryError, ValueError: from :func:`load_run_config`.
+        ValueError: for a checkpoint of a task with other targets: ``<key>=<path> is a <task> checkpoint,
+            <wanted> (its targets: ...)``, ``wanted`` saying what the command needs instead.
+    """
+    run_config = load_run_config(ckpt_path)
+    task_class = get_class(run_config.task._target_)
+    if targets != task_class.TARGETS:
+        raise ValueError(
+            f"{key}={ckpt_path} is a {task_class.__name__} checkpoint, {wanted} (its targets: "
+            f"{task_class.TARGETS!r}, not {targets!r})"
+        )
+    task = task_class.load_from_checkpoint(ckpt_path, map_location="cpu")
+    task.eval()
+    return task, run_config

@@ -31,10 +31,9 @@ from typing import Any
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
-from hydra.utils import get_class
 from omegaconf import DictConfig
 
-from src.callbacks.run_config import load_run_config
+from src.callbacks.run_config import load_task_checkpoint
 from src.data.common.audio import AudioFixReport, fit_length, read_clip
 from src.denoising.classical import BASELINES
 from src.deployment.prediction import LIST_SUFFIX, list_inputs
@@ -87,7 +86,7 @@ class DenoiseSettings:
     method: str
 
 
-def load_denoiser(ckpt_path: str | Path) -> LoadedDenoiser:
+def load_denoiser(ckpt_path: str | Path, key: str = "ckpt_path") -> LoadedDenoiser:
     """The denoising task of a ``train.py data=denoising`` checkpoint, on the CPU, in eval mode.
 
     Raises:
@@ -95,18 +94,15 @@ def load_denoiser(ckpt_path: str | Path) -> LoadedDenoiser:
             :func:`src.callbacks.run_config.load_run_config` for a file that is no checkpoint of this
             project.
         ValueError: for a checkpoint of a task that does not enhance speech (keyword spotting, CTC),
-            naming ``ckpt_path`` and the run that writes one.
+            naming ``key`` (the command's config key of the checkpoint) and the run that writes one.
     """
-    run_config = load_run_config(ckpt_path)
-    task_class = get_class(run_config.task._target_)
-    if task_class.TARGETS != DenoisingTask.TARGETS:
-        raise ValueError(
-            f"ckpt_path={ckpt_path} is a {task_class.__name__} checkpoint ({task_class.TARGETS!r} targets), "
-            "not a denoiser: pass a checkpoint of a run of `python train.py data=denoising`, e.g. "
-            "ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt"
-        )
-    task = task_class.load_from_checkpoint(ckpt_path, map_location="cpu")
-    task.eval()
+    task, run_config = load_task_checkpoint(
+        ckpt_path,
+        DenoisingTask.TARGETS,
+        "not a denoiser: pass a checkpoint of a run of `python train.py data=denoising`, e.g. "
+        f"{key}=logs/train/runs/<run>/checkpoints/last.ckpt",
+        key,
+    )
     return LoadedDenoiser(task=task, run_config=run_config, ckpt_path=Path(ckpt_path))
 
 

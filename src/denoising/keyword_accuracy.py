@@ -30,15 +30,15 @@ from typing import Any
 import hydra
 import lightning as L
 import torch
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
-from src.callbacks.run_config import load_run_config
 from src.data.base import TaskDataModule
 from src.data.denoising.noise import NoiseBank, NoiseChoice, mix_at_snr, noise_recordings, split_noise
 from src.data.speech_commands.splits import NOISE_REGIONS, SILENCE_LABEL
 from src.denoising.classical import BASELINES
+from src.denoising.enhancement import load_denoiser
 from src.deployment.classifier import LoadedClassifier, WaveformClassifier, load_classifier
 from src.evaluation import changed_keys, checked_data_config
 from src.resolvers import register_resolvers
@@ -80,38 +80,16 @@ class Settings:
     seed: int
 
 
-def load_denoiser(ckpt_path: str | Path) -> DenoisingTask:
-    """The denoising task of a ``train.py data=denoising`` checkpoint, on the CPU, in eval mode.
-
-    Raises:
-        ValueError: for a checkpoint of another task, naming ``denoiser_ckpt``; and
-            :func:`src.callbacks.run_config.load_run_config`'s refusals of a file that is no checkpoint.
-    """
-    task_class = get_class(load_run_config(ckpt_path).task._target_)
-    if not issubclass(task_class, DenoisingTask):
-        raise ValueError(
-            f"denoiser_ckpt={ckpt_path} is a {task_class.__name__} checkpoint, not a denoiser: give a "
-            "checkpoint of `python train.py data=denoising` (task=denoising)"
-        )
-    return task_class.load_from_checkpoint(ckpt_path, map_location="cpu").eval()
-
-
 def load_pair(kws_ckpt: str | Path, denoiser_ckpt: str | Path) -> tuple[LoadedClassifier, DenoisingTask]:
     """The keyword classifier of ``kws_ckpt`` and the denoiser of ``denoiser_ckpt``, checked to fit.
 
     Raises:
         ValueError: for a ``kws_ckpt`` that is no clip classifier, a ``denoiser_ckpt`` that is no denoiser
-            (:func:`load_denoiser`), or the two at different sample rates (:func:`check_sample_rates`),
-            each naming the key.
+            (:func:`src.denoising.enhancement.load_denoiser`), or the two at different sample rates
+            (:func:`check_sample_rates`), each naming the key.
     """
-    task_class = get_class(load_run_config(kws_ckpt).task._target_)
-    if task_class.TARGETS != "class":
-        raise ValueError(
-            f"kws_ckpt={kws_ckpt} is a {task_class.__name__} checkpoint ({task_class.TARGETS!r} targets), "
-            "not a keyword classifier: give a checkpoint of e.g. `python train.py data=kws12`"
-        )
-    loaded = load_classifier(kws_ckpt)
-    denoiser = load_denoiser(denoiser_ckpt)
+    loaded = load_classifier(kws_ckpt, key="kws_ckpt")
+    denoiser = load_denoiser(denoiser_ckpt, key="denoiser_ckpt").task
     check_sample_rates(loaded.model, denoiser)
     return loaded, denoiser
 

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from hydra.utils import get_class
 from omegaconf import DictConfig
 from torch import nn
 
-from src.callbacks.run_config import load_run_config
+from src.callbacks.run_config import load_task_checkpoint
 from src.tasks.base import FrontendEncoderTask
 from src.utils.lengths import full_lengths
 
@@ -66,7 +65,7 @@ class LoadedClassifier:
     ckpt_path: Path
 
 
-def load_classifier(ckpt_path: str | Path) -> LoadedClassifier:
+def load_classifier(ckpt_path: str | Path, key: str = "ckpt_path") -> LoadedClassifier:
     """The clip classifier of a ``train.py`` checkpoint, on the CPU, in eval mode.
 
     Raises:
@@ -74,17 +73,14 @@ def load_classifier(ckpt_path: str | Path) -> LoadedClassifier:
             :func:`src.callbacks.run_config.load_run_config` for a file that is no checkpoint of this
             project.
         ValueError: for a checkpoint of a task whose targets are not clip classes (e.g. ``task=ctc``),
-            naming the task and what to pass instead.
+            naming ``key`` (the command's config key of the checkpoint), the task and what to pass instead.
     """
-    run_config = load_run_config(ckpt_path)
-    task_class = get_class(run_config.task._target_)
-    if task_class.TARGETS != "class":
-        raise ValueError(
-            f"ckpt_path={ckpt_path} is a {task_class.__name__} checkpoint ({task_class.TARGETS!r} targets): "
-            "this command serves clip classifiers (keyword spotting, task=classification); test other "
-            "tasks with test.py"
-        )
-    task = task_class.load_from_checkpoint(ckpt_path, map_location="cpu")
-    task.eval()
+    task, run_config = load_task_checkpoint(
+        ckpt_path,
+        "class",
+        "not a keyword classifier: this command serves clip classifiers (keyword spotting, "
+        "task=classification); test other tasks with test.py",
+        key,
+    )
     model = WaveformClassifier(task, sample_rate=int(run_config.data.sample_rate))
     return LoadedClassifier(model=model, run_config=run_config, ckpt_path=Path(ckpt_path))

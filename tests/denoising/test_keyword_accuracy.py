@@ -117,10 +117,10 @@ def test_pairs_of_the_wrong_task_or_sample_rate_and_bad_settings_are_refused(
         measure(kws12_checkpoint, denoising_checkpoint, tmp_path, "snr_db=[]")
     load_denoiser = module.load_denoiser
 
-    def at_8khz(ckpt_path: Path):
-        denoiser = load_denoiser(ckpt_path)
-        denoiser.sample_rate = 8000
-        return denoiser
+    def at_8khz(ckpt_path: Path, **keys: str):
+        loaded = load_denoiser(ckpt_path, **keys)
+        loaded.task.sample_rate = 8000
+        return loaded
 
     monkeypatch.setattr(module, "load_denoiser", at_8khz)
     with pytest.raises(
