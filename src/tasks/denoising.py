@@ -145,12 +145,9 @@ class DenoisingTask(FrontendEncoderTask):
         self.noise_frames = max(1, round(seconds * sample_rate / self.frontend.hop_length))
         self.head = self.build_head(head, num_bins=self.frontend.out_features)
         self.compress_backbone()
-        self.means = torch.nn.ModuleDict(
-            {
-                f"{stage}_{name}": MeanMetric()
-                for stage in ("val", "test")
-                for name in ("snr", "si_sdr", "snr_i", "si_sdr_i")
-            }
+        # Validation means; the test's come from its per-pair scores (per_snr_means).
+        self.val_means = torch.nn.ModuleDict(
+            {name: MeanMetric() for name in ("snr", "si_sdr", "snr_i", "si_sdr_i")}
         )
         self.test_rows: list[dict[str, Any]] = []
         self._examples: dict[str, Batch] = {}
@@ -216,7 +213,16 @@ class DenoisingTask(FrontendEncoderTask):
     def validation_step(self, batch: Batch, batch_idx: int) -> None:
         if batch_idx == 0:
             self._examples["val"] = tuple(part[:EXAMPLES] for part in batch)
-        self._evaluate(batch, "val")
+        noisy, lengths, clean, _ = batch
+        enhanced = self(noisy, lengths)
+        self.log_loss("val", self.loss(enhanced, clean, lengths), len(lengths))
+        before = fast_scores(noisy, clean, lengths)
+        after = fast_scores(enhanced, clean, lengths)
+        for name in ("snr", "si_sdr"):
+            self.val_means[name].update(after[name])
+            self.val_means[f"{name}_i"].update(after[name] - before[name])
+        for name, mean in self.val_means.items():
+            self.log(f"val/{name}", mean, on_epoch=True, prog_bar=name == "si_sdr_i")
 
     def on_validation_epoch_end(self) -> None:
         if not self.trainer.sanity_checking and "val" in self._examples:
@@ -229,7 +235,9 @@ class DenoisingTask(FrontendEncoderTask):
         if batch_idx == 0:
             self._examples["test"] = tuple(part[:EXAMPLES] for part in batch)
         noisy, lengths, clean, snr_db = batch
-        outputs = {NOISY: noisy, MODEL: self._evaluate(batch, "test")}
+        enhanced = self(noisy, lengths)
+        self.log_loss("test", self.loss(enhanced, clean, lengths), len(lengths))
+        outputs = {NOISY: noisy, MODEL: enhanced}
         outputs.update({name: self.baseline(name, noisy, lengths) for name in BASELINES})
         for row in range(len(lengths)):
             length = int(lengths[row])
@@ -239,30 +247,13 @@ class DenoisingTask(FrontendEncoderTask):
                 entry.update({f"{method}/{name}": value for name, value in scores.items()})
             self.test_rows.append(entry)
 
-    def _evaluate(self, batch: Batch, stage: str) -> Tensor:
-        noisy, lengths, clean, _ = batch
-        enhanced = self(noisy, lengths)
-        self.log_loss(stage, self.loss(enhanced, clean, lengths), len(lengths))
-        before = fast_scores(noisy, clean, lengths)
-        after = fast_scores(enhanced, clean, lengths)
-        for name in ("snr", "si_sdr"):
-            self.means[f"{stage}_{name}"].update(after[name])
-            self.means[f"{stage}_{name}_i"].update(after[name] - before[name])
-        for name in ("snr", "si_sdr", "snr_i", "si_sdr_i"):
-            mean = self.means[f"{stage}_{name}"]
-            self.log(f"{stage}/{name}", mean, on_epoch=True, prog_bar=name == "si_sdr_i")
-        return enhanced
-
     def on_test_epoch_end(self) -> None:
         """Log the test examples to TensorBoard and the test scores of every method, overall and per input
-        SNR (the means of :meth:`per_snr_means`); ``test/snr`` and ``test/si_sdr`` are logged by the
-        steps."""
+        SNR (the means of :meth:`per_snr_means`; the model's without a method prefix)."""
         if "test" in self._examples:
             self._log_examples("test", self._examples["test"])
         for key, value in self.per_snr_means().items():
             method, name = key.split("/", 1)
-            if method == MODEL and "@" not in name and name in ("snr", "si_sdr", "snr_i", "si_sdr_i"):
-                continue  # logged by the steps (the same means)
             self.log(f"test/{name}" if method == MODEL else f"test/{key}", value)
 
     def per_snr_means(self) -> dict[str, float]:
