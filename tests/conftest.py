@@ -116,10 +116,16 @@ def uses_timit(overrides: Sequence[str]) -> bool:
 
 def speech_node(overrides: Sequence[str]) -> str:
     """The config node of the speech corpus of a config with ``overrides``: ``data``, or ``data.speech``
-    for data built on another data module's speech (``data=denoising``)."""
+    for data built on another data module's speech (whose data config has a ``speech`` default, e.g.
+    ``data=denoising``, ``data=speaker_verification``)."""
     experiments = [o.split("=", 1)[1] for o in overrides if o.startswith("experiment=")]
-    denoising = "data=denoising" in overrides or any(experiment_choice(e) == "denoising" for e in experiments)
-    return "data.speech" if denoising else "data"
+    chosen = [o.split("=", 1)[1] for o in overrides if o.startswith("data=")]
+    chosen += [name for name in map(experiment_choice, experiments) if name]
+    for name in chosen:
+        defaults = OmegaConf.load(CONFIG_DIR / "data" / f"{name}.yaml").get("defaults", [])
+        if any(OmegaConf.is_dict(entry) and "speech" in entry for entry in defaults):
+            return "data.speech"
+    return "data"
 
 
 def tiny_data(corpus_root: Path, overrides: Sequence[str]) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import ClassVar
 
 import lightning as L
@@ -19,14 +20,18 @@ class TaskDataModule(L.LightningDataModule):
     - :attr:`label_names`: the names of the task's output labels in index order (classes, phones);
     - :attr:`example_samples`: samples of one example for sizing models and counting MACs;
     - :meth:`files`: each split's items in dataset order, for the files a test writes;
-    - :meth:`speakers` and :meth:`waveform`: each item's speaker and audio, for tasks built on another
-      data module's speech (denoising pairs);
+    - :meth:`speakers`, :meth:`texts`, :meth:`waveform` and :meth:`lengths`: each item's speaker, what it
+      says, its audio and its true length, for tasks built on another data module's speech (denoising
+      pairs, speaker-verification trials), and :attr:`cache_dir`, where that module keeps what it derives
+      from the corpus (the trial lists);
     - :attr:`TARGETS`: what follows ``(waveforms, lengths)`` in a batch, e.g. ``"class"`` (one label per
       example, ``(batch,)``) or ``"sequence"`` (``targets (batch, max_len)``, ``target_lengths
       (batch,)``); a task trains only on data whose ``TARGETS`` equal its own.
     """
 
     TARGETS: ClassVar[str] = ""
+    cache_dir: Path
+    """Where the module caches decoded audio (``data.cache_dir``)."""
 
     @property
     def label_names(self) -> list[str]:
@@ -52,9 +57,19 @@ class TaskDataModule(L.LightningDataModule):
         uses of the data, such as babble noise, apart)."""
         raise NotImplementedError
 
+    def texts(self, split: str) -> list[str]:
+        """What each of ``split``'s items says, as an id (equal ids: the same words), in :meth:`files` order
+        (what tells text-dependent speaker-verification trials from text-independent ones)."""
+        raise NotImplementedError
+
     def waveform(self, split: str, index: int) -> torch.Tensor:
         """Item ``index`` of ``split`` as ``(samples,)`` float32 at :attr:`sample_rate`, as a batch holds it
         before padding (a fixed-length clip, or a whole utterance); the split must be set up."""
+        raise NotImplementedError
+
+    def lengths(self, split: str) -> list[int]:
+        """The true length in samples of each of ``split``'s items, in :meth:`files` order: the
+        :meth:`waveform` of a fixed-length clip is zero after it."""
         raise NotImplementedError
 
     def utterance_targets(self, split: str) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -87,25 +87,26 @@ class FileDetections:
     error: str = ""
 
 
-def list_inputs(inputs: str | Path) -> list[Path]:
-    """The audio files ``inputs`` names (see the module docstring), in order.
+def list_inputs(inputs: str | Path, key: str = "inputs") -> list[Path]:
+    """The audio files ``inputs`` names (see the module docstring), in order; errors name it as the
+    config key ``key``.
 
     Raises:
         FileNotFoundError: ``inputs`` does not exist.
         ValueError: a folder holds no audio file, or a list file is not UTF-8 text or lists none.
     """
     inputs = Path(inputs)
-    example = "inputs=data/generated/SpeechCommands/speech_commands_v0.02/testing_list.txt"
+    example = f"{key}=data/generated/SpeechCommands/speech_commands_v0.02/testing_list.txt"
     if not inputs.exists():
         raise FileNotFoundError(
-            f"inputs={inputs} does not exist: give a WAV, a folder or a list file, e.g. {example}"
+            f"{key}={inputs} does not exist: give a WAV, a folder or a list file, e.g. {example}"
         )
     if inputs.is_dir():
         found = sorted(path for path in inputs.rglob("*") if path.suffix.lower() in AUDIO_SUFFIXES)
         files = [path for path in found if path.is_file()]
         if not files:
             raise ValueError(
-                f"inputs={inputs} is a folder without audio files ({', '.join(sorted(AUDIO_SUFFIXES))}, "
+                f"{key}={inputs} is a folder without audio files ({', '.join(sorted(AUDIO_SUFFIXES))}, "
                 f"searched recursively): point it at the folder that holds them, e.g. {example}"
             )
         return files
@@ -114,14 +115,12 @@ def list_inputs(inputs: str | Path) -> list[Path]:
     try:
         text = inputs.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise ValueError(
-            f"inputs={inputs} is not UTF-8 text ({error}): list one audio file a line"
-        ) from error
+        raise ValueError(f"{key}={inputs} is not UTF-8 text ({error}): list one audio file a line") from error
     entries = [line.strip() for line in text.splitlines()]
     files = [inputs.parent / entry for entry in entries if entry and not entry.startswith("#")]
     if not files:
         raise ValueError(
-            f"inputs={inputs} lists no audio files: write one path a line, e.g. yes/0a7c2a8d_nohash_0.wav"
+            f"{key}={inputs} lists no audio files: write one path a line, e.g. yes/0a7c2a8d_nohash_0.wav"
         )
     return files
 

@@ -168,6 +168,7 @@ class EmbeddingHead(nn.Module):
         widths = [*hidden, embedding_dim]
         if min(widths) < 1:
             raise ValueError(f"task.head.hidden and task.head.embedding_dim must be >= 1, got {widths}")
+        self.embedding_dim = embedding_dim
         self.pooling = SequencePooling(pooling, in_features, bidirectional)
         layers: list[nn.Module] = []
         for width in hidden:

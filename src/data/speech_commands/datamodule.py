@@ -318,9 +318,21 @@ class SpeechCommandsDataModule(SplitDataModule):
         ``_silence_`` for clips cut from background noise), in :meth:`files` order."""
         return [speaker_of(name) for name in self.files(split)]
 
+    def texts(self, split: str) -> list[str]:
+        """The word of each clip of ``split`` (its folder; ``_silence_`` for cuts of background noise), in
+        :meth:`files` order."""
+        return [
+            SILENCE_LABEL if speaker_of(name) == SILENCE_LABEL else Path(name).parent.name
+            for name in self.files(split)
+        ]
+
     def waveform(self, split: str, index: int) -> torch.Tensor:
         """Clip ``index`` of ``split``: ``(clip_samples,)``, zero after its true length."""
         return self._dataset(split)[index][0]
+
+    def lengths(self, split: str) -> list[int]:
+        """The true length in samples of each clip of ``split`` (at most :attr:`clip_samples`)."""
+        return list(self._dataset(split).lengths)
 
     def labels(self, split: str) -> list[int]:
         """Class indices of ``split``'s clips, in :meth:`files` order."""

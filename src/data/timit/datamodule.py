@@ -246,9 +246,18 @@ class TimitDataModule(SplitDataModule):
         """The speaker of each utterance of ``split`` (its folder, e.g. ``fcjf0``), in :meth:`files` order."""
         return [Path(path).parent.name.lower() for path in self.files(split)]
 
+    def texts(self, split: str) -> list[str]:
+        """The sentence of each utterance of ``split`` (its name, e.g. ``sa1``: TIMIT's SA sentences are read
+        by every speaker, each SX sentence by about seven), in :meth:`files` order."""
+        return [Path(path).stem.lower() for path in self.files(split)]
+
     def waveform(self, split: str, index: int) -> torch.Tensor:
         """Utterance ``index`` of ``split``: ``(samples,)`` float32."""
         return self._dataset(split)[index][0]
+
+    def lengths(self, split: str) -> list[int]:
+        """The length in samples of each utterance of ``split``."""
+        return np.diff(self._dataset(split).offsets).tolist()
 
     def utterance_targets(self, split: str) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Each utterance's length and targets without reading audio: ``(samples (utterances,) int64 at

@@ -1,0 +1,1 @@
+"""Speaker verification: detection metrics, objectives and enrolment (``task=speaker_verification``)."""
