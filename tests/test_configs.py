@@ -110,8 +110,16 @@ def test_data_configs_choose_their_task_and_default_model(make_config: Callable[
         ),
         "yesno": classifier,
         "denoising": ("src.tasks.denoising.DenoisingTask", "src.encoders.recurrent.RecurrentEncoder"),
+        "speaker_verification": (
+            "src.tasks.speaker_verification.SpeakerVerificationTask",
+            "src.encoders.recurrent.RecurrentEncoder",
+        ),
     }
     assert make_config("data=denoising").frontend._target_ == "src.frontends.stft.StftAnalysis"
+    speaker = make_config("data=speaker_verification")
+    assert speaker.frontend._target_ == "src.frontends.stft.StftAnalysis" and speaker.frontend.n_fft == 1024
+    assert (speaker.model.hidden_size, speaker.model.bidirectional, speaker.optimizer.lr) == (256, True, 1e-3)
+    assert make_config("data=speaker_verification", "optimizer.lr=0.01").optimizer.lr == 0.01
     assert make_config("data=timit").model.bidirectional is True  # bilstm
     # the command line wins over the data's choices
     assert make_config("data=timit", "model=crnn").model._target_ == "src.encoders.crnn.CRNN"
@@ -271,6 +279,8 @@ def test_the_checkpoint_metric_and_its_direction_are_written_only_in_the_task_co
         "task/ctc.yaml: mode: min",
         "task/denoising.yaml: monitor: val/si_sdr_i",
         "task/denoising.yaml: mode: max",
+        "task/speaker_verification.yaml: monitor: val/eer",
+        "task/speaker_verification.yaml: mode: min",
     }
 
 

@@ -23,8 +23,9 @@ CLASSIFICATION = ("ClassificationTask", "test/acc", "val/acc", "max")
 PHONE_RECOGNITION = ("PhoneRecognitionTask", "test/per", "val/per", "min")
 DENOISING = ("DenoisingTask", "test/si_sdr_i", "val/si_sdr_i", "max")
 # The task and the model each data config runs with unless told otherwise (conf/data/*.yaml).
-DATA_TASK = {"timit": PHONE_RECOGNITION, "denoising": DENOISING}
-DATA_DEFAULT_MODEL = {"timit": "bilstm", "denoising": "bigru"}
+SPEAKER_VERIFICATION = ("SpeakerVerificationTask", "test/eer", "val/eer", "min")
+DATA_TASK = {"timit": PHONE_RECOGNITION, "denoising": DENOISING, "speaker_verification": SPEAKER_VERIFICATION}
+DATA_DEFAULT_MODEL = {"timit": "bilstm", "denoising": "bigru", "speaker_verification": "speaker_bigru"}
 
 
 def model_file(name: str) -> DictConfig:

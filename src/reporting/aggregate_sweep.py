@@ -29,6 +29,7 @@ from omegaconf import DictConfig
 from src.reporting.sweep_by_snr import write_snr_tables
 from src.reporting.sweep_conclusions import write_conclusions
 from src.reporting.sweep_confusions import write_confusion_panels
+from src.reporting.sweep_det import write_det_curves
 from src.reporting.sweep_plots import write_plots
 from src.reporting.sweep_table import SweepTable, aggregate_sweep, write_table
 
@@ -52,6 +53,9 @@ def write_sweep(table: SweepTable, output_dir: Path, pdf: PdfPages | None = None
     confusions = write_confusion_panels(table, output_dir, pdf)
     if confusions is not None:
         plots.append(confusions)
+    det_curves = write_det_curves(table, output_dir, pdf)
+    if det_curves is not None:
+        plots.append(det_curves)
     log.info(
         "Sweep %s: wrote %s, %s, %s and %d plots", table.name, csv_path, md_path, conclusions, len(plots)
     )

@@ -71,6 +71,8 @@ DEFAULT_SWEEPS = (
     "frontend_lr_kws12",
     "lowrank_sweep",
     "denoising_sweep",
+    "speaker_frontends",
+    "speaker_objectives",
 )
 COMPARISON_PNG = "logmel_vs_torchaudio.png"
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from src.callbacks.run_config import load_task_checkpoint
-from src.data.common.audio import AudioDecodeError, read_clip
+from src.data.common.audio import AudioDecodeError, AudioFixReport, read_clip
 from src.deployment.prediction import list_inputs
 from src.tasks.speaker_verification import SpeakerVerificationTask
 from src.training import corpus_note
@@ -61,15 +61,18 @@ def embed_files(verifier: LoadedVerifier, files: list[Path], key: str) -> torch.
         ValueError: a file that cannot be decoded, naming ``key`` and the file.
     """
     rows = []
+    report = AudioFixReport()
     for path in files:
         try:
-            wave = read_clip(path, verifier.sample_rate)
+            wave = read_clip(path, verifier.sample_rate, report=report)
         except (AudioDecodeError, OSError) as error:
             raise ValueError(
                 f"{key}: cannot read {path} ({error}); give WAV, FLAC or OGG recordings"
             ) from error
         with torch.inference_mode():
             rows.append(verifier.task(wave.unsqueeze(0), torch.tensor([len(wave)]))[0])
+    # Files are embedded whole, so nothing is cut to a length the summary would report truncation against.
+    report.log_summary(f"{key} recordings", verifier.sample_rate, 0)
     return torch.stack(rows)
 
 

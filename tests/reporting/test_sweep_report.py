@@ -124,7 +124,7 @@ def test_sweeps_without_logs_or_without_a_successful_job_are_left_out(
 
 
 def test_default_sweeps_skip_those_never_run(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    assert DEFAULT_SWEEPS[-3:] == ("frontend_lr_kws12", "lowrank_sweep", "denoising_sweep")
+    assert DEFAULT_SWEEPS[-3:] == ("denoising_sweep", "speaker_frontends", "speaker_objectives")
     multirun = tmp_path / "nmels_sweep" / "multiruns" / "t"
     write_groups_sweep(multirun, "Q?")
     (multirun / "multirun.yaml").write_text("{}\n")

@@ -54,8 +54,16 @@ def test_the_seed_fixes_the_trials_and_max_enrollments_bounds_them() -> None:
     assert len(torch.unique(first.enroll)) == 5
 
 
+def test_a_condition_without_candidates_has_no_trials_but_the_other_keeps_its_own() -> None:
+    # Nobody says a word twice: no text-dependent target, so no text-dependent trial at all.
+    speakers = ["a", "a", "b", "b", "c", "c"]
+    trials = draw_trials(speakers, ["yes", "no"] * 3, max_enrollments=None, seed=0)
+    assert not bool(trials.same_text.any())
+    assert int(trials.target.sum()) == int((~trials.target).sum()) == len(speakers)
+
+
 def test_a_split_of_one_speaker_gives_no_trials_and_says_so() -> None:
-    with pytest.raises(ValueError, match="no text_dependent trial"):
+    with pytest.raises(ValueError, match="give no trial"):
         draw_trials(["a"] * 4, ["yes", "yes", "no", "no"], max_enrollments=None, seed=0)
 
 
