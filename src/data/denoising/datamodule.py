@@ -24,14 +24,15 @@ import torch
 from torch.utils.data import Dataset
 
 from src.data.base import TaskDataModule
-from src.data.common.split_datamodule import SPLITS, SplitDataModule
+from src.data.common.speech_datamodule import SpeechDerivedDataModule
+from src.data.common.split_datamodule import SPLITS
 from src.data.denoising.noise import NoiseBank, noise_recordings, split_noise
 from src.data.denoising.pairs import FixedPairs, TrainingPairs, collate_pairs
 
 log = logging.getLogger(__name__)
 
 
-class DenoisingDataModule(SplitDataModule):
+class DenoisingDataModule(SpeechDerivedDataModule):
     """Pairs of noisy and clean speech. Batches are :data:`src.data.denoising.pairs.Batch`: zero-padded
     noisy and clean waveforms at the speech module's rate, each example's true length and the SNR it was
     mixed at (dB).
@@ -77,7 +78,7 @@ class DenoisingDataModule(SplitDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory)
+        super().__init__(speech, corpus, sample_rate, batch_size, num_workers, pin_memory)
         if len(train_snr_db) != 2 or not train_snr_db[0] <= train_snr_db[1]:
             raise ValueError(
                 f"data.train_snr_db must be [low, high] in dB with low <= high, got {list(train_snr_db)}: "
@@ -91,14 +92,7 @@ class DenoisingDataModule(SplitDataModule):
             raise ValueError(f"data.eval_clips must be >= 1 or null (all), got {eval_clips}")
         if synthetic_noise_seconds <= 0:
             raise ValueError(f"data.synthetic_noise_seconds must be positive, got {synthetic_noise_seconds}")
-        if sample_rate is not None and sample_rate != speech.sample_rate:
-            raise ValueError(
-                f"data.sample_rate={sample_rate} differs from the speech's data.speech.sample_rate="
-                f"{speech.sample_rate}: set data.speech.sample_rate (data.sample_rate follows it)"
-            )
         self.save_hyperparameters(ignore=["speech"], logger=False)
-        self.speech = speech
-        self.corpus = corpus
         self.noise_dir = Path(noise_dir).expanduser() if noise_dir is not None else None
         self.babble_talkers = babble_talkers
         self.train_snr_db = (float(train_snr_db[0]), float(train_snr_db[1]))
@@ -112,19 +106,9 @@ class DenoisingDataModule(SplitDataModule):
         """No labels: the targets are waveforms."""
         return []
 
-    @property
-    def example_samples(self) -> int:
-        """The speech module's example length."""
-        return self.speech.example_samples
-
-    @property
-    def sample_rate(self) -> int:
-        """The speech module's rate in Hz."""
-        return self.speech.sample_rate
-
     def prepare_data(self) -> None:
         """Prepare the speech (generate or download it as its module does) and check the noise folder."""
-        self.speech.prepare_data()
+        super().prepare_data()
         self._noise_paths()
 
     def setup(self, stage: str | None = None) -> None:

@@ -26,7 +26,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from src.data.base import TaskDataModule
-from src.data.common.split_datamodule import SplitDataModule
+from src.data.common.speech_datamodule import SpeechDerivedDataModule
 from src.data.verification.trials import (
     CONDITIONS,
     Trials,
@@ -49,7 +49,7 @@ NOT_A_SPEAKER = "_silence_"
 """Items of this speaker (cuts of background noise) are no one's speech and take no part."""
 
 
-class SpeakerVerificationDataModule(SplitDataModule):
+class SpeakerVerificationDataModule(SpeechDerivedDataModule):
     """Speaker-labelled utterances and each evaluation split's trials. Batches are :data:`Batch`.
 
     Args:
@@ -85,7 +85,7 @@ class SpeakerVerificationDataModule(SplitDataModule):
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        super().__init__(batch_size, num_workers, pin_memory)
+        super().__init__(speech, corpus, sample_rate, batch_size, num_workers, pin_memory)
         self.group_size = positive_int("data.utterances_per_speaker", utterances_per_speaker, 4)
         if batch_size % self.group_size:
             example = self.group_size * max(1, batch_size // self.group_size)
@@ -95,14 +95,7 @@ class SpeakerVerificationDataModule(SplitDataModule):
             )
         if max_enrollments is not None:
             positive_int("data.max_enrollments", max_enrollments, 500)
-        if sample_rate is not None and sample_rate != speech.sample_rate:
-            raise ValueError(
-                f"data.sample_rate={sample_rate} differs from the speech's data.speech.sample_rate="
-                f"{speech.sample_rate}: set data.speech.sample_rate (data.sample_rate follows it)"
-            )
         self.save_hyperparameters(ignore=["speech"], logger=False)
-        self.speech = speech
-        self.corpus = corpus
         self.max_enrollments = max_enrollments
         self.trial_seed = trial_seed
         self.trials_dir = Path(trials_dir).expanduser() if trials_dir is not None else None
@@ -119,16 +112,6 @@ class SpeakerVerificationDataModule(SplitDataModule):
             self._train_speakers = sorted(_speech_items(self.speech, "train"))
         return list(self._train_speakers)
 
-    @property
-    def example_samples(self) -> int:
-        """The speech module's example length."""
-        return self.speech.example_samples
-
-    @property
-    def sample_rate(self) -> int:
-        """The speech module's rate in Hz."""
-        return self.speech.sample_rate
-
     def speakers(self, split: str) -> list[str]:
         """The speaker of each item of ``split``, in :meth:`files` order."""
         return list(self._dataset(split).speakers)
@@ -140,10 +123,6 @@ class SpeakerVerificationDataModule(SplitDataModule):
     def trials_path(self, split: str) -> Path:
         """The ``label enroll test`` file of ``split``'s trials."""
         return self._trial_paths[split]
-
-    def prepare_data(self) -> None:
-        """Prepare the speech (generate or download it as its module does)."""
-        self.speech.prepare_data()
 
     def setup(self, stage: str | None = None) -> None:
         """Set up the speech splits ``stage`` needs, check that they share no speaker, and build the
