@@ -304,7 +304,13 @@ def test_an_encoder_setting_that_cannot_work_is_refused_with_one_that_does(
 
 
 def test_every_model_config_is_covered() -> None:
-    covered = {name for name, *_ in ENCODER_CASES} | {"bcresnet1", "bilstm", "bigru", "rnn"}  # variants
+    covered = {name for name, *_ in ENCODER_CASES} | {
+        "bcresnet1",
+        "bilstm",
+        "bigru",
+        "rnn",
+        "speaker_bigru",
+    }  # variants
     assert covered == set(choices("model"))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 from hydra.utils import instantiate
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from torch import Tensor
 
 from src.frontends import MFCC, LogMelFilterBanks, TrainableLogMel
@@ -25,15 +25,23 @@ FRONTENDS = choices("frontend")
 # settings are tested in tests/denoising/test_stft_frontend.py.
 MEL_FRONTENDS = [name for name in FRONTENDS if name != "stft"]
 # Samples between frames of each config's defaults.
-HOPS = {"logmel": 160, "mfcc": 160, "trainable": 160, "stft": 512}
+HOPS = {"logmel": 160, "mfcc": 160, "trainable": 160, "trainable_a": 160, "trainable_d": 160, "stft": 512}
 # (trainable_stft, trainable_mel) -> the trainable-frontend study's setting letter.
 SETTING_LETTERS = {(False, False): "A", (False, True): "B", (True, False): "C", (True, True): "D"}
+
+
+def frontend_file(name: str) -> DictConfig:
+    """``conf/frontend/<name>.yaml`` with the frontend files it extends merged in."""
+    config = OmegaConf.load(CONFIG_DIR / "frontend" / f"{name}.yaml")
+    for parent in config.pop("defaults", []):
+        config = OmegaConf.merge(frontend_file(parent), config)
+    return config
 
 
 def frontend_from_config(name: str, sample_rate: int = SAMPLE_RATE, **overrides: object) -> Frontend:
     """``conf/frontend/<name>.yaml`` instantiated, with ``sample_rate`` (``${data.sample_rate}`` in a run)
     set explicitly."""
-    config = OmegaConf.load(CONFIG_DIR / "frontend" / f"{name}.yaml")
+    config = frontend_file(name)
     if "sample_rate" in config:  # frontend=stft has none
         config.sample_rate = sample_rate
     for key, value in overrides.items():
@@ -48,11 +56,13 @@ def padded_batch(lengths: list[int], time: int = SAMPLE_RATE) -> tuple[Tensor, T
     return waveforms * (torch.arange(time) < lengths_tensor[:, None]), lengths_tensor
 
 
-def test_the_group_holds_the_four_frontends() -> None:
-    assert FRONTENDS == ["logmel", "mfcc", "stft", "trainable"] == sorted(HOPS)
+def test_the_group_holds_the_four_frontends_and_settings_a_and_d() -> None:
+    assert FRONTENDS == ["logmel", "mfcc", "stft", "trainable", "trainable_a", "trainable_d"] == sorted(HOPS)
     types = {name: type(frontend_from_config(name)) for name in FRONTENDS}
-    expected = {"logmel": LogMelFilterBanks, "mfcc": MFCC, "stft": StftAnalysis, "trainable": TrainableLogMel}
-    assert types == expected
+    trainable = dict.fromkeys(("trainable", "trainable_a", "trainable_d"), TrainableLogMel)
+    assert types == {"logmel": LogMelFilterBanks, "mfcc": MFCC, "stft": StftAnalysis, **trainable}
+    settings = {name: frontend_from_config(name).setting_name() for name in ("trainable_a", "trainable_d")}
+    assert settings == {"trainable_a": "A", "trainable_d": "D"}
 
 
 @pytest.mark.parametrize("name", FRONTENDS)
