@@ -16,6 +16,7 @@ condition (text-dependent: the same word; text-independent: other words). Writes
 from __future__ import annotations
 
 import csv
+import math
 import os
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,10 @@ def score_folder(cfg: DictConfig) -> dict[str, Any]:
         }
         if name != "all":
             curves[name.replace("_", "-")] = detection_errors(scores[mask], trials.target[mask])
-    miss, false_alarm = error_rates_at(scores, trials.target, float(verifier.task.eer_threshold))
+    threshold = float(verifier.task.eer_threshold)
+    miss, false_alarm = (
+        (None, None) if math.isnan(threshold) else error_rates_at(scores, trials.target, threshold)
+    )
     output = Path(cfg.paths.output_dir)
     with (output / "trial_scores.csv").open("w", newline="") as stream:
         writer = csv.writer(stream)
@@ -120,7 +124,7 @@ def score_folder(cfg: DictConfig) -> dict[str, Any]:
         "speakers": len(set(speakers)),
         "results": results,
         "at_val_threshold": {
-            "threshold": float(verifier.task.eer_threshold),
+            "threshold": None if math.isnan(threshold) else threshold,
             "miss": miss,
             "false_alarm": false_alarm,
         },

@@ -8,7 +8,8 @@ used, and they must be speaker-disjoint: no speaker of the validation or test tr
 
 - Training batches are groups of ``data.utterances_per_speaker`` utterances of one speaker each, drawn
   afresh on every access (global RNG), so a batch holds the target pairs a pair loss needs; an epoch
-  visits every training speaker (with at least two utterances) equally often.
+  visits every training speaker (with at least two utterances) about equally often (4 or 5 times on
+  the default corpus), dropping a short last batch.
 - Validation and test are every utterance of the split that a trial uses; the trials
   (:mod:`src.data.verification.trials`) are drawn once per split by ``data.trial_seed`` and kept as
   ``<trials_dir>/<split>-<digest>.txt`` (``label enroll test``), beside the speech module's cache.
@@ -108,6 +109,7 @@ class SpeakerVerificationDataModule(SpeechDerivedDataModule):
         """The training speakers (with at least two utterances), in index order: the classes of a
         classification objective."""
         if self._train_speakers is None:
+            self.prepare_data()  # the task is built (with these) before fitting prepares the data
             self.speech.setup("fit")
             self._train_speakers = sorted(_speech_items(self.speech, "train"))
         return list(self._train_speakers)
@@ -201,6 +203,8 @@ class SpeakerVerificationDataModule(SpeechDerivedDataModule):
             pin_memory=self.pin_memory,
             collate_fn=collate_groups if split == "train" else collate_items,
             persistent_workers=False,  # as every data module's (SplitDataModule._loader says why)
+            # A short last training batch could hold one speaker's group: no non-target pair.
+            drop_last=split == "train",
         )
 
 
