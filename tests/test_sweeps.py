@@ -144,6 +144,7 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(
     markdown = (results / "results.md").read_text()
     timit = uses_timit([f"experiment={experiment}"])
     denoising = "test_si_sdr_i_mean" in rows[0]
+    verification = "test_eer_mean" in rows[0]
     if timit:
         assert all(float(row["test_per_mean"]) >= 0 and float(row["val_per_best_mean"]) >= 0 for row in rows)
         assert "| test per |" in markdown and "test acc" not in markdown  # no empty accuracy columns
@@ -154,6 +155,9 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(
         assert "## SI-SDR improvement (dB), by input SNR" in by_snr
         for row in ("| wiener |", "| spectral_subtraction |", "| noisy: its own SI-SDR (dB) |"):
             assert row in by_snr
+    elif verification:
+        assert all(0 <= float(row["test_eer_mean"]) <= 1 for row in rows)
+        assert "| test eer | best val eer |" in markdown and "test acc" not in markdown
     else:
         assert all(
             0 <= float(row["test_acc_mean"]) <= 1 and 0 <= float(row["test_macro_f1_mean"]) <= 1
@@ -161,13 +165,17 @@ def test_every_sweep_experiment_is_aggregated_with_its_plots(
         )
         assert "| test acc | best val acc |" in markdown and "MACs per forward pass of one clip" in markdown
     numeric = [key for key, values in swept.items() if all(value.isdigit() for value in values)]
-    test_plot = "test_per" if timit else "test_si_sdr_i" if denoising else "test_acc"
+    test_plot = (
+        "test_per" if timit else "test_si_sdr_i" if denoising else "test_eer" if verification else "test_acc"
+    )
     plots = (test_plot, *PLOTS_PER_SWEPT_KEY[1:])
     expected = {"train_loss.png"} | {
         f"{name}_vs_{key.rsplit('.', 1)[-1]}.png" for key in numeric for name in plots
     }
     if denoising:
         expected.add("si_sdr_improvement_by_snr.png")
+    if verification:
+        expected.add("det_curves.png")
     if "model" in swept and test_plot == "test_acc":  # each model's best configuration, side by side
         expected.add("confusion_matrices.png")
     assert expected <= {path.name for path in results.glob("*.png")}
