@@ -30,9 +30,9 @@ from src.verification.losses import AdditiveMarginSoftmax, contrastive_loss
 from src.verification.metrics import (
     check_costs,
     detection_errors,
+    detection_summary,
     equal_error_rate,
     error_rates_at,
-    min_dcf,
 )
 
 log = logging.getLogger(__name__)
@@ -241,15 +241,14 @@ class SpeakerVerificationTask(FrontendEncoderTask):
         names = ["eer", "min_dcf", *(f"{m}_{c}" for c in CONDITIONS for m in ("eer", "min_dcf"))]
         if trials is None:
             return dict.fromkeys(names, float("nan")), float("nan")
-        eer, threshold = equal_error_rate(scores, trials.target)
-        values = {"eer": eer, "min_dcf": min_dcf(scores, trials.target, **self.costs)[0]}
+        overall = detection_summary(scores, trials.target, self.costs)
+        values = {"eer": overall["eer"], "min_dcf": overall["min_dcf"]}
         for condition in CONDITIONS:
             mask = trials.condition(condition)
-            if int(trials.target[mask].sum()) in (0, int(mask.sum())):
-                values[f"eer_{condition}"] = values[f"min_dcf_{condition}"] = float("nan")
-                continue
-            values[f"eer_{condition}"] = equal_error_rate(scores[mask], trials.target[mask])[0]
-            values[f"min_dcf_{condition}"] = min_dcf(scores[mask], trials.target[mask], **self.costs)[0]
+            summary = detection_summary(scores[mask], trials.target[mask], self.costs)
+            for metric in ("eer", "min_dcf"):
+                values[f"{metric}_{condition}"] = summary[metric] if summary else float("nan")
+        threshold = overall["eer_threshold"]
         return values, threshold
 
     def _experiments(self) -> list[Any]:

@@ -33,7 +33,7 @@ from src.utils.config_values import choice
 from src.utils.run_files import write_json_atomic
 from src.verification.det_plot import det_figure
 from src.verification.enrolment import embed_files, load_verifier
-from src.verification.metrics import detection_errors, equal_error_rate, error_rates_at, min_dcf
+from src.verification.metrics import detection_errors, detection_summary, error_rates_at
 
 LAYOUTS = ("speech_commands", "fsdd")
 NOISE_FOLDER = "_background_noise_"
@@ -80,16 +80,13 @@ def score_folder(cfg: DictConfig) -> dict[str, Any]:
         ("all", torch.ones_like(trials.target)),
         *((c, trials.condition(c)) for c in CONDITIONS),
     ):
-        if not bool(mask.any()):
-            results[name] = {"trials": 0, "eer": None, "min_dcf": None}
-            continue
-        eer, _ = equal_error_rate(scores[mask], trials.target[mask])
+        summary = detection_summary(scores[mask], trials.target[mask], costs)
         results[name] = {
             "trials": int(mask.sum()),
-            "eer": eer,
-            "min_dcf": min_dcf(scores[mask], trials.target[mask], **costs)[0],
+            "eer": summary["eer"] if summary else None,
+            "min_dcf": summary["min_dcf"] if summary else None,
         }
-        if name != "all":
+        if summary and name != "all":
             curves[name.replace("_", "-")] = detection_errors(scores[mask], trials.target[mask])
     threshold = float(verifier.task.eer_threshold)
     miss, false_alarm = (
@@ -142,7 +139,7 @@ def main(cfg: DictConfig) -> None:
         f"model trained on the {summary['trained_on']}"
     )
     for name, result in summary["results"].items():
-        if not result["trials"]:
+        if result["eer"] is None:
             print(f"{name:17} no trials (no speaker has two recordings of this kind)")
             continue
         print(

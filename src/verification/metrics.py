@@ -75,6 +75,16 @@ def min_dcf(
     return float(normalised[index]), float(errors.thresholds[index])
 
 
+def detection_summary(scores: Tensor, target: Tensor, costs: dict[str, float]) -> dict[str, float] | None:
+    """``{"eer", "eer_threshold", "min_dcf"}`` of ``(trials,)`` ``scores`` and ``target`` labels with the
+    minDCF ``costs`` (``p_target``, ``c_miss``, ``c_fa``); ``None`` when the trials lack targets or
+    non-targets (none at all included)."""
+    if int(target.sum()) in (0, len(target)):
+        return None
+    eer, threshold = equal_error_rate(scores, target)
+    return {"eer": eer, "eer_threshold": threshold, "min_dcf": min_dcf(scores, target, **costs)[0]}
+
+
 def check_costs(p_target: float, c_miss: float, c_fa: float) -> None:
     """Raise ``ValueError`` naming ``task.p_target``, ``task.c_miss`` or ``task.c_fa`` for a prior outside
     ``(0, 1)`` or a cost that is not positive."""
